@@ -1,0 +1,1 @@
+"""Lineup: face recognition gallery/probe service."""

@@ -1,0 +1,38 @@
+"""Where each backbone expects the five facial landmarks to sit in its chip."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class AlignmentTemplate:
+    """Target positions of the five landmarks in a square chip of `size` pixels.
+
+    Points are (x, y) in chip pixels, in MTCNN's order: left eye, right eye,
+    nose, left mouth corner, right mouth corner.
+    """
+
+    name: str
+    size: int
+    points: tuple[tuple[float, float], ...]
+
+    def as_array(self) -> NDArray[np.float64]:
+        """The five points as a (5, 2) float64 array."""
+        return np.asarray(self.points, dtype=np.float64)
+
+
+DLIB_150 = AlignmentTemplate(
+    name="dlib-150",
+    size=150,
+    # Fitted so that MTCNN-aligned chips embed like dlib's own 5-point chips
+    # (mean cosine 0.994 over 77 real faces); see docs/alignment.md.
+    points=(
+        (49.13, 47.17),
+        (103.43, 46.80),
+        (75.39, 79.39),
+        (51.82, 105.29),
+        (102.10, 105.01),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Face-embedding networks behind one small protocol, chosen by name."""
