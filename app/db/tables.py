@@ -1,0 +1,196 @@
+"""The ORM tables: subjects, their photos, the faces found in them, and embeddings.
+
+The database is the source of truth; the vector index is rebuilt from the
+`embeddings` rows of the active model version. Foreign keys cascade in the
+database itself (`ON DELETE CASCADE`), so deleting a subject with one
+statement removes its photos, faces and embeddings on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Double,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.db.types import UtcDateTime, utc_now
+
+# Explicit constraint names keep migrations identical across backends and let
+# Alembic's SQLite batch mode find constraints by name when it rebuilds tables.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata names every constraint and index."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), float: Double()}
+
+
+# Children are owned by their parent; `passive_deletes` leaves the deleting to
+# the database's ON DELETE CASCADE instead of loading every child row first.
+_OWNED = "all, delete-orphan"
+
+
+def _created_at() -> Mapped[datetime]:
+    """A creation time set by Python, or by the database for rows inserted in raw SQL."""
+    return mapped_column(default=utc_now, server_default=func.now())
+
+
+class ModelVersion(Base):
+    """One backbone at one exact set of weights, with its calibrated threshold.
+
+    Every embedding points at the version that made it, so vectors from
+    different weights are never compared. At most one version is active: the
+    one that enrolment and probes use.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("backbone", "weights_hash"),
+        # A partial unique index: any number of inactive rows, one active row.
+        Index(
+            "uq_model_versions_active",
+            "active",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    backbone: Mapped[str] = mapped_column(String(64))
+    weights_hash: Mapped[str] = mapped_column(String(128))
+    embedding_dim: Mapped[int]
+    alignment: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[float | None]
+    active: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Subject(Base):
+    """A known person in the gallery.
+
+    `details` is free-form JSON (notes, attributes) that Lineup stores but
+    never interprets; in-place changes to it are tracked.
+    """
+
+    __tablename__ = "subjects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utc_now, onupdate=utc_now, server_default=func.now()
+    )
+
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="subject", cascade=_OWNED, passive_deletes=True
+    )
+    faces: Mapped[list[Face]] = relationship(viewonly=True)
+
+
+class Photo(Base):
+    """An image enrolled for a subject, kept on disk under the data directory.
+
+    The same file (by SHA-256) is enrolled at most once per subject.
+    """
+
+    __tablename__ = "photos"
+    __table_args__ = (UniqueConstraint("subject_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    original_filename: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    created_at: Mapped[datetime] = _created_at()
+
+    subject: Mapped[Subject] = relationship(back_populates="photos")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="photo", cascade=_OWNED, passive_deletes=True
+    )
+
+
+class Face(Base):
+    """One detected face in a photo, with the aligned chip cut from it.
+
+    `subject_id` repeats the photo's subject so per-subject queries need no
+    join; set it (or `subject`) to the photo's subject when creating a face.
+    The box is in photo pixels; `landmarks` holds five [x, y] points in MTCNN
+    order.
+    """
+
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[int] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    x1: Mapped[float]
+    y1: Mapped[float]
+    x2: Mapped[float]
+    y2: Mapped[float]
+    landmarks: Mapped[list[list[float]]] = mapped_column(JSON())
+    detection_probability: Mapped[float]
+    quality: Mapped[float | None]
+    chip_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+    photo: Mapped[Photo] = relationship(back_populates="faces")
+    subject: Mapped[Subject] = relationship()
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="face", cascade=_OWNED, passive_deletes=True
+    )
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """The bounding box as (x1, y1, x2, y2)."""
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+class Embedding(Base):
+    """A face's vector under one model version (float32, little-endian bytes).
+
+    See `app.db.vectors` for packing and unpacking `vector`.
+    """
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("face_id", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    # No cascade: a model version that still has embeddings cannot be deleted.
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created_at()
+
+    face: Mapped[Face] = relationship(back_populates="embeddings")
+    model_version: Mapped[ModelVersion] = relationship()

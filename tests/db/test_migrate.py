@@ -1,0 +1,79 @@
+"""Migrations build exactly the schema the ORM declares, on every backend."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from app.db.engine import create_engine_for
+from app.db.migrate import (
+    current_revision,
+    downgrade_database,
+    head_revision,
+    upgrade_database,
+)
+from app.db.tables import Base
+
+TABLES = {"model_versions", "subjects", "photos", "faces", "embeddings"}
+
+
+def _schema_differences(url: str) -> list[object]:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def _table_names(url: str) -> set[str]:
+    engine = create_engine_for(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_head_is_the_initial_revision() -> None:
+    assert head_revision() == "0001_initial"
+
+
+def test_upgrade_builds_the_orm_schema(database_url: str) -> None:
+    assert current_revision(database_url) is None
+
+    upgrade_database(database_url)
+
+    assert current_revision(database_url) == head_revision()
+    assert _table_names(database_url) == TABLES | {"alembic_version"}
+    assert _schema_differences(database_url) == []
+
+
+def test_upgrade_at_head_changes_nothing(migrated_url: str) -> None:
+    upgrade_database(migrated_url)
+
+    assert current_revision(migrated_url) == head_revision()
+    assert _schema_differences(migrated_url) == []
+
+
+def test_downgrade_to_base_drops_every_table(database_url: str) -> None:
+    upgrade_database(database_url)
+    downgrade_database(database_url, "base")
+
+    assert current_revision(database_url) is None
+    assert _table_names(database_url) <= {"alembic_version"}
+    upgrade_database(database_url)
+    assert _schema_differences(database_url) == []
+
+
+def test_one_active_model_is_a_partial_unique_index(migrated_url: str) -> None:
+    engine = create_engine_for(migrated_url)
+    try:
+        indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("model_versions")}
+    finally:
+        engine.dispose()
+
+    active = indexes["uq_model_versions_active"]
+    assert active["unique"]
+    assert active["column_names"] == ["active"]
+    where = active.get("dialect_options", {})
+    assert any(key.endswith("_where") for key in where), where
