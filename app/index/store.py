@@ -1,0 +1,94 @@
+"""A directory holding one index per model version.
+
+This is the start-up seam for the gallery layer::
+
+    store = IndexStore(settings.index_dir)
+    expected = ids_checksum(face_ids_in_db)
+    index = store.load_or_none(model_version, expected_ids_checksum=expected)
+    if index is None:
+        index = create_index(DEFAULT_INDEX_KIND, dim)
+        index.add(face_ids_in_db, embeddings_in_db)
+        store.save(index, model_version=model_version)
+"""
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from app.index.base import VectorIndex
+from app.index.errors import IndexLoadError, IndexMissingError
+from app.index.manifest import IndexManifest, read_manifest, sidecar_path
+from app.index.persistence import load_index, save_index
+
+logger = logging.getLogger(__name__)
+
+INDEX_SUFFIX = ".faiss"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class IndexStore:
+    """Index files under `directory`, named after the model version they serve."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path_for(self, model_version: str) -> Path:
+        """Return the index file path for `model_version`.
+
+        Model versions are opaque and may hold any character, so the name is a
+        readable slug plus a hash of the exact string: two versions never
+        share a file, and nothing escapes the directory.
+        """
+        if not model_version:
+            raise ValueError("model_version must be a non-empty string")
+        slug = _UNSAFE.sub("_", model_version).strip("._")[:64] or "model"
+        digest = hashlib.sha256(model_version.encode("utf-8")).hexdigest()[:12]
+        return self.directory / f"{slug}-{digest}{INDEX_SUFFIX}"
+
+    def manifest(self, model_version: str) -> IndexManifest:
+        """Read the sidecar for `model_version` without loading any vectors.
+
+        Raises `IndexMissingError` or `IndexCorruptError` as `read_manifest` does.
+        """
+        return read_manifest(self.path_for(model_version))
+
+    def save(self, index: VectorIndex, *, model_version: str) -> IndexManifest:
+        """Save `index` as the index for `model_version`; return its sidecar."""
+        return save_index(index, self.path_for(model_version), model_version=model_version)
+
+    def load(self, model_version: str, *, expected_ids_checksum: str | None = None) -> VectorIndex:
+        """Load the index for `model_version`, raising `IndexLoadError` subclasses."""
+        return load_index(
+            self.path_for(model_version),
+            model_version=model_version,
+            expected_ids_checksum=expected_ids_checksum,
+        )
+
+    def load_or_none(
+        self, model_version: str, *, expected_ids_checksum: str | None = None
+    ) -> VectorIndex | None:
+        """Load the index for `model_version`, or return None if it must be rebuilt.
+
+        The reason is logged: missing at info level (first start), anything
+        else as a warning.
+        """
+        try:
+            return self.load(model_version, expected_ids_checksum=expected_ids_checksum)
+        except IndexMissingError as error:
+            logger.info("no stored index for model %s: %s", model_version, error)
+        except IndexLoadError as error:
+            logger.warning(
+                "stored index for model %s unusable (%s): %s",
+                model_version,
+                type(error).__name__,
+                error,
+            )
+        return None
+
+    def delete(self, model_version: str) -> None:
+        """Remove the index and sidecar for `model_version`, if present."""
+        path = self.path_for(model_version)
+        sidecar_path(path).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
