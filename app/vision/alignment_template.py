@@ -36,3 +36,20 @@ DLIB_150 = AlignmentTemplate(
         (102.10, 105.01),
     ),
 )
+
+
+FACENET_160 = AlignmentTemplate(
+    name="facenet-160",
+    size=160,
+    # facenet-pytorch's models were trained on MTCNN box crops (margin 0)
+    # resized to 160×160, not on landmark-aligned chips. These points are the
+    # mean landmark positions in such crops over the 121 faces of lfw_mini
+    # and deepface, so an aligned chip looks like the crops the network saw.
+    points=(
+        (43.55, 64.72),
+        (117.49, 63.11),
+        (80.89, 96.80),
+        (48.48, 120.95),
+        (116.87, 119.53),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Fine-tuning and evaluation: data, sampling, the training loop, metrics and reports."""

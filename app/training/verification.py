@@ -1,0 +1,100 @@
+"""Face verification ("same person or not?") scored with LFW's k-fold protocol.
+
+A threshold on similarity turns scores into decisions. Choosing it on the
+pairs it is then scored on would flatter the model, so LFW's protocol picks
+the threshold on k−1 folds and measures accuracy on the fold left out.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """Two photos of a pairs file and whether they show the same person."""
+
+    first: Path
+    second: Path
+    same: bool
+    fold: int
+
+
+def read_pairs(path: Path) -> list[ImagePair]:
+    """Parse a pairs file in LFW's format; image paths are resolved beside the file.
+
+    The first line is `folds pairs_per_fold`; each fold then lists its
+    same-person lines (`name i j`) followed by its different-person lines
+    (`name1 i name2 j`); image i of `name` is `name/name_000i.jpg`.
+    """
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    folds, per_fold = (int(value) for value in lines[0])
+    body = lines[1:]
+    if len(body) != folds * per_fold * 2:
+        raise ValueError(f"{path}: expected {folds * per_fold * 2} pairs, found {len(body)}")
+    return [
+        _parse_pair(path.parent, fields, fold=index // (2 * per_fold))
+        for index, fields in enumerate(body)
+    ]
+
+
+def _parse_pair(root: Path, fields: list[str], *, fold: int) -> ImagePair:
+    def image(name: str, number: str) -> Path:
+        return root / name / f"{name}_{int(number):04d}.jpg"
+
+    if len(fields) == 3:
+        name, first, second = fields
+        return ImagePair(image(name, first), image(name, second), same=True, fold=fold)
+    if len(fields) == 4:
+        name1, first, name2, second = fields
+        return ImagePair(image(name1, first), image(name2, second), same=False, fold=fold)
+    raise ValueError(f"a pair line has 3 or 4 fields, not {len(fields)}: {' '.join(fields)}")
+
+
+def best_threshold(similarities: NDArray[np.floating], same: NDArray[np.bool_]) -> float:
+    """The similarity threshold (match when ≥ it) with the highest accuracy on these pairs.
+
+    Candidates are midpoints between consecutive sorted scores, plus the two
+    extremes; ties go to the smallest such threshold.
+    """
+    scores = np.unique(np.asarray(similarities, dtype=np.float64))
+    candidates = np.concatenate(
+        [[scores[0] - 1e-6], (scores[:-1] + scores[1:]) / 2, [scores[-1] + 1e-6]]
+    )
+    accuracies = [verification_accuracy(similarities, same, threshold=t) for t in candidates]
+    return float(candidates[int(np.argmax(accuracies))])
+
+
+def verification_accuracy(
+    similarities: NDArray[np.floating], same: NDArray[np.bool_], *, threshold: float
+) -> float:
+    """Fraction of pairs where `similarity ≥ threshold` agrees with `same`."""
+    decided = np.asarray(similarities) >= threshold
+    return float(np.mean(decided == np.asarray(same, dtype=bool)))
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One held-out fold: the threshold chosen on the others and its accuracy here."""
+
+    fold: int
+    threshold: float
+    accuracy: float
+
+
+def kfold_accuracy(
+    similarities: NDArray[np.floating], same: NDArray[np.bool_], folds: NDArray[np.integer]
+) -> list[FoldResult]:
+    """For each fold, choose the threshold on the other folds and score it on this one."""
+    similarities, same, folds = np.asarray(similarities), np.asarray(same), np.asarray(folds)
+    results = []
+    for fold in np.unique(folds):
+        held_out = folds == fold
+        threshold = best_threshold(similarities[~held_out], same[~held_out])
+        accuracy = verification_accuracy(
+            similarities[held_out], same[held_out], threshold=threshold
+        )
+        results.append(FoldResult(fold=int(fold), threshold=threshold, accuracy=accuracy))
+    return results
