@@ -1,0 +1,1 @@
+"""HTTP front door: thin routers, one per resource, over `app.gallery`."""

@@ -1,0 +1,24 @@
+"""`/faces`: one enrolled face, its aligned chip, its removal."""
+
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import GalleryDep
+from app.api.errors import error_responses
+
+router = APIRouter(prefix="/faces", tags=["faces"])
+
+
+@router.get(
+    "/{face_id}/chip",
+    response_class=Response,
+    responses={**error_responses(404), 200: {"content": {"image/jpeg": {}}}},
+)
+def face_chip(face_id: int, gallery: GalleryDep) -> Response:
+    """The aligned face crop the model saw, as JPEG."""
+    return Response(content=gallery.chip_jpeg(face_id), media_type="image/jpeg")
+
+
+@router.delete("/{face_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+def delete_face(face_id: int, gallery: GalleryDep) -> Response:
+    gallery.delete_face(face_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

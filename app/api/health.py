@@ -1,0 +1,32 @@
+"""`/health` and `/stats`: is the service up, is it ready, and what does it hold?"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.api.deps import GalleryDep
+from app.schemas import Stats
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live")
+def live() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "live"}
+
+
+@router.get("/health/ready")
+def ready(request: Request) -> JSONResponse:
+    """Ready once the model and the index are loaded (503 until then)."""
+    if getattr(request.app.state, "gallery", None) is None:
+        return JSONResponse(
+            {"detail": "the model and index are loading", "code": "model_not_ready"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/stats")
+def stats(gallery: GalleryDep) -> Stats:
+    """Counts, the active model version and the index size."""
+    return gallery.stats()

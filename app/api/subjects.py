@@ -1,0 +1,86 @@
+"""`/subjects`: the people in the gallery, their photos and faces."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+
+from app.api.deps import GalleryDep, SettingsDep
+from app.api.errors import error_responses
+from app.api.uploads import read_at_most
+from app.gallery.enroll import Upload
+from app.schemas import (
+    EnrollmentResult,
+    FaceOut,
+    SubjectCreate,
+    SubjectOut,
+    SubjectPage,
+    SubjectUpdate,
+)
+
+router = APIRouter(prefix="/subjects", tags=["subjects"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409, 422))
+def create_subject(request: SubjectCreate, gallery: GalleryDep) -> SubjectOut:
+    """Add a person to the gallery (photos are enrolled separately)."""
+    return gallery.create_subject(request)
+
+
+@router.get("")
+def list_subjects(
+    gallery: GalleryDep,
+    q: Annotated[str | None, Query(description="Part of the name, or the external id.")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SubjectPage:
+    """Subjects in creation order, optionally filtered."""
+    return gallery.list_subjects(query=q, offset=offset, limit=limit)
+
+
+@router.get("/{subject_id}", responses=error_responses(404))
+def get_subject(subject_id: int, gallery: GalleryDep) -> SubjectOut:
+    return gallery.get_subject(subject_id)
+
+
+@router.patch("/{subject_id}", responses=error_responses(404, 409, 422))
+def update_subject(subject_id: int, changes: SubjectUpdate, gallery: GalleryDep) -> SubjectOut:
+    """Change only the fields sent."""
+    return gallery.update_subject(subject_id, changes)
+
+
+@router.delete(
+    "/{subject_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
+def delete_subject(subject_id: int, gallery: GalleryDep) -> Response:
+    """Delete the subject with its photos, faces, embeddings, files and index entries."""
+    gallery.delete_subject(subject_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{subject_id}/photos", responses=error_responses(404))
+def enroll_photos(
+    subject_id: int,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="One or several photos.")],
+    face: Annotated[
+        Literal["single", "largest"],
+        Query(
+            description="`single`: refuse photos with several usable faces; "
+            "`largest`: enroll the largest one."
+        ),
+    ] = "single",
+) -> EnrollmentResult:
+    """Enroll photos; each gets its own outcome (enrolled, duplicate, or refused with a reason)."""
+    uploads = [
+        Upload(
+            filename=file.filename or "upload", data=read_at_most(file, settings.max_upload_bytes)
+        )
+        for file in files
+    ]
+    return gallery.enroll(subject_id, uploads, policy=face)
+
+
+@router.get("/{subject_id}/faces", responses=error_responses(404))
+def list_faces(subject_id: int, gallery: GalleryDep) -> list[FaceOut]:
+    return gallery.list_faces(subject_id)

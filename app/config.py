@@ -1,0 +1,106 @@
+"""Lineup's settings: one class, read from `LINEUP_*` environment variables.
+
+Nothing else in Lineup reads the environment. Values are validated when the
+settings are built, so a typo fails at start-up with a message saying how to
+fix it rather than on the first probe.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.vision.backbones.registry import BACKBONES
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of a Lineup deployment; the defaults run on one machine with no services."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LINEUP_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Where the SQLite file, photos, chips and indexes live."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite at DATA_DIR/lineup.db. "
+        "Postgres: postgresql+psycopg://user:pass@host/db.",
+    )
+    models_dir: Path = Field(
+        default=Path("models"), description="Fine-tuned checkpoints, each with its model card."
+    )
+    backbone: str = Field(default="dlib-resnet", description="Embedding network, by name.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where torch runs; auto = CUDA when present."
+    )
+    default_k: int = Field(default=5, ge=1, le=100, description="Candidates per probe face.")
+    match_threshold: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity at or above which a candidate is a match; "
+        "default: the active model's calibrated value.",
+    )
+    max_upload_bytes: int = Field(default=20 * MiB, ge=1024, description="Largest upload.")
+    max_pixels: int = Field(
+        default=40_000_000, ge=10_000, description="Largest image, in pixels (bomb guard)."
+    )
+    min_face_size: int = Field(
+        default=20, ge=8, description="Smallest face side, in pixels, that detection looks for."
+    )
+    min_enroll_face_size: int = Field(
+        default=40, ge=8, description="Smallest face side, in pixels, accepted for enrollment."
+    )
+    min_enroll_probability: float = Field(
+        default=0.95, ge=0.0, le=1.0, description="Least detection probability for enrollment."
+    )
+    facenet_vggface2_weights: Path | None = Field(
+        default=None, description="Local copy of 20180402-114759-vggface2.pt."
+    )
+    facenet_casia_weights: Path | None = Field(
+        default=None, description="Local copy of 20180408-102900-casia-webface.pt."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `lineup serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `lineup serve` listens on.")
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        if name not in BACKBONES:
+            known = ", ".join(sorted(BACKBONES))
+            raise ValueError(f"unknown backbone {name!r}; LINEUP_BACKBONE must be one of: {known}")
+        return name
+
+    @model_validator(mode="after")
+    def _weights_exist(self) -> "Settings":
+        for setting, path in (
+            ("LINEUP_FACENET_VGGFACE2_WEIGHTS", self.facenet_vggface2_weights),
+            ("LINEUP_FACENET_CASIA_WEIGHTS", self.facenet_casia_weights),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{setting}={path} is not a file; point it at the weights file")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'lineup.db'}"
+
+    def backbone_weights(self, name: str) -> Path | None:
+        """The weights file configured for backbone `name`, if it takes one."""
+        return {
+            "facenet-vggface2": self.facenet_vggface2_weights,
+            "facenet-casia": self.facenet_casia_weights,
+        }.get(name)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The domain: enroll, probe, verify and delete, written once for every front door."""

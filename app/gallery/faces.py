@@ -1,0 +1,53 @@
+"""Enrolled faces: listing them, serving their chips, deleting one."""
+
+from sqlalchemy import select
+
+from app.db.engine import session_scope
+from app.db.tables import Face
+from app.gallery.context import GalleryContext
+from app.gallery.errors import FaceNotFound
+from app.gallery.subjects import require_subject
+from app.schemas import BoxOut, FaceOut
+
+
+def face_view(face: Face) -> FaceOut:
+    return FaceOut(
+        id=face.id,
+        subject_id=face.subject_id,
+        photo_id=face.photo_id,
+        box=BoxOut(x1=face.x1, y1=face.y1, x2=face.x2, y2=face.y2),
+        landmarks=face.landmarks,
+        detection_probability=face.detection_probability,
+        quality=face.quality,
+        created_at=face.created_at,
+    )
+
+
+def list_faces(context: GalleryContext, subject_id: int) -> list[FaceOut]:
+    with session_scope(context.sessions) as session:
+        require_subject(session, subject_id)
+        faces = session.scalars(select(Face).where(Face.subject_id == subject_id).order_by(Face.id))
+        return [face_view(face) for face in faces]
+
+
+def chip_jpeg(context: GalleryContext, face_id: int) -> bytes:
+    """The face's aligned chip, as JPEG."""
+    with session_scope(context.sessions) as session:
+        face = session.get(Face, face_id)
+        if face is None:
+            raise FaceNotFound(face_id)
+        chip_path = face.chip_path
+    return context.files.chip_jpeg(chip_path)
+
+
+def delete_face(context: GalleryContext, face_id: int) -> None:
+    """Remove one face (its embeddings, chip and index entry); its photo stays on record."""
+    with context.write_lock:
+        with session_scope(context.sessions) as session:
+            face = session.get(Face, face_id)
+            if face is None:
+                raise FaceNotFound(face_id)
+            chip_path = face.chip_path
+            session.delete(face)
+        context.runtime.index.remove([face_id])
+    context.files.delete([chip_path])

@@ -1,0 +1,93 @@
+"""Probing: every face of a photo against the gallery, with ranked candidates or "no match".
+
+The answer is open-set: a candidate is a match only at or above the threshold,
+and a face whose best candidate is below it is reported as `no_match` rather
+than forced onto the nearest subject.
+"""
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from app.db.engine import session_scope
+from app.db.tables import Subject
+from app.gallery.context import GalleryContext
+from app.gallery.gallery_index import SubjectHit
+from app.gallery.model_versions import ModelVersionInfo
+from app.schemas import (
+    BoxOut,
+    Candidate,
+    ModelVersionOut,
+    ProbeFace,
+    ProbeResult,
+    SubjectBrief,
+)
+from app.vision.embedder import EmbeddedFace
+from app.vision.images import decode_image
+
+
+def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | None) -> ProbeResult:
+    """Find every face in `data` and rank the `k` most similar subjects for each."""
+    image = decode_image(data, max_pixels=context.policy.max_pixels)
+    runtime = context.runtime  # one version for the whole answer, even mid-reindex
+    threshold = context.threshold if threshold is None else threshold
+    faces = runtime.embedder.embed_image(image)
+    hits = [runtime.index.best_subjects(face.embedding, k=k) for face in faces]
+    subjects = _subjects(context, (hit.subject_id for face_hits in hits for hit in face_hits))
+    return ProbeResult(
+        model_version=version_view(runtime.version),
+        threshold=threshold,
+        k=k,
+        faces=[
+            _probe_face(face, face_hits, subjects, threshold=threshold)
+            for face, face_hits in zip(faces, hits, strict=True)
+        ],
+    )
+
+
+def version_view(version: ModelVersionInfo) -> ModelVersionOut:
+    return ModelVersionOut(
+        id=version.id,
+        backbone=version.backbone,
+        weights_hash=version.weights_hash,
+        embedding_dim=version.embedding_dim,
+        alignment=version.alignment,
+        threshold=version.threshold,
+    )
+
+
+def _subjects(context: GalleryContext, ids: Iterable[int]) -> dict[int, SubjectBrief]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    with session_scope(context.sessions) as session:
+        rows = session.scalars(select(Subject).where(Subject.id.in_(wanted)))
+        return {row.id: SubjectBrief.model_validate(row) for row in rows}
+
+
+def _probe_face(
+    face: EmbeddedFace,
+    hits: list[SubjectHit],
+    subjects: dict[int, SubjectBrief],
+    *,
+    threshold: float,
+) -> ProbeFace:
+    # A subject deleted between the search and the lookup is simply left out.
+    candidates = [
+        Candidate(
+            rank=rank,
+            subject=subjects[hit.subject_id],
+            similarity=round(hit.similarity, 6),
+            face_id=hit.face_id,
+            above_threshold=hit.similarity >= threshold,
+        )
+        for rank, hit in enumerate((h for h in hits if h.subject_id in subjects), start=1)
+    ]
+    box = face.detection.box
+    return ProbeFace(
+        box=BoxOut(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
+        landmarks=face.detection.landmarks.round(2).tolist(),
+        detection_probability=face.detection.probability,
+        decision="match" if candidates and candidates[0].above_threshold else "no_match",
+        candidates=candidates,
+    )

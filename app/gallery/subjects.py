@@ -1,0 +1,103 @@
+"""Creating, finding, changing and deleting gallery subjects."""
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from app.db.engine import session_scope
+from app.db.tables import Face, Photo, Subject
+from app.gallery.context import GalleryContext
+from app.gallery.errors import DuplicateExternalId, SubjectNotFound
+from app.schemas import SubjectCreate, SubjectOut, SubjectPage, SubjectUpdate
+
+
+def create_subject(context: GalleryContext, request: SubjectCreate) -> SubjectOut:
+    with context.write_lock, session_scope(context.sessions) as session:
+        _ensure_external_id_free(session, request.external_id)
+        subject = Subject(
+            display_name=request.display_name,
+            external_id=request.external_id,
+            details=dict(request.details),
+        )
+        session.add(subject)
+        session.flush()
+        return _view(session, subject)
+
+
+def get_subject(context: GalleryContext, subject_id: int) -> SubjectOut:
+    with session_scope(context.sessions) as session:
+        return _view(session, require_subject(session, subject_id))
+
+
+def list_subjects(
+    context: GalleryContext, *, query: str | None, offset: int, limit: int
+) -> SubjectPage:
+    """Subjects by id; `query` matches part of the name or the exact external id."""
+    with session_scope(context.sessions) as session:
+        statement = select(Subject)
+        if query:
+            statement = statement.where(
+                or_(Subject.display_name.ilike(f"%{query}%"), Subject.external_id == query)
+            )
+        total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+        page = session.scalars(statement.order_by(Subject.id).offset(offset).limit(limit))
+        items = [_view(session, subject) for subject in page]
+        return SubjectPage(items=items, total=total, offset=offset, limit=limit)
+
+
+def update_subject(context: GalleryContext, subject_id: int, changes: SubjectUpdate) -> SubjectOut:
+    sent = changes.model_fields_set
+    with context.write_lock, session_scope(context.sessions) as session:
+        subject = require_subject(session, subject_id)
+        if "external_id" in sent and changes.external_id != subject.external_id:
+            _ensure_external_id_free(session, changes.external_id)
+            subject.external_id = changes.external_id
+        if "display_name" in sent and changes.display_name is not None:
+            subject.display_name = changes.display_name
+        if "details" in sent:
+            subject.details = dict(changes.details or {})
+        session.flush()
+        return _view(session, subject)
+
+
+def delete_subject(context: GalleryContext, subject_id: int) -> None:
+    """Remove the subject, its photos, faces, embeddings, files and index entries."""
+    with context.write_lock:
+        with session_scope(context.sessions) as session:
+            require_subject(session, subject_id)
+            faces = session.execute(
+                select(Face.id, Face.chip_path).where(Face.subject_id == subject_id)
+            ).all()
+            photo_paths = session.scalars(
+                select(Photo.stored_path).where(Photo.subject_id == subject_id)
+            ).all()
+            session.delete(session.get(Subject, subject_id))
+        context.runtime.index.remove([face_id for face_id, _ in faces])
+    context.files.delete([*photo_paths, *(chip for _, chip in faces)])
+
+
+def require_subject(session: Session, subject_id: int) -> Subject:
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        raise SubjectNotFound(subject_id)
+    return subject
+
+
+def _ensure_external_id_free(session: Session, external_id: str | None) -> None:
+    if external_id is None:
+        return
+    taken = session.scalar(select(Subject.id).where(Subject.external_id == external_id))
+    if taken is not None:
+        raise DuplicateExternalId(external_id)
+
+
+def _view(session: Session, subject: Subject) -> SubjectOut:
+    face_count = session.scalar(select(func.count(Face.id)).where(Face.subject_id == subject.id))
+    return SubjectOut(
+        id=subject.id,
+        external_id=subject.external_id,
+        display_name=subject.display_name,
+        details=dict(subject.details),
+        face_count=face_count or 0,
+        created_at=subject.created_at,
+        updated_at=subject.updated_at,
+    )

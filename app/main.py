@@ -1,0 +1,46 @@
+"""The FastAPI application: `create_app(settings)` and the lifespan that opens the gallery."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.api import faces, health, search, subjects
+from app.api.errors import install_error_handlers
+from app.config import Settings, get_settings
+from app.gallery.startup import open_gallery
+from app.vision.embedder import FaceEmbedder
+
+DESCRIPTION = """
+Lineup keeps a gallery of known people and answers probe photos with ranked
+candidates, or "no match". **Candidates are investigative leads for a person
+to review, never an identification.**
+"""
+
+
+def create_app(
+    settings: Settings | None = None, *, embedder: FaceEmbedder | None = None
+) -> FastAPI:
+    """The app for `settings`; an already loaded `embedder` may be shared (tests, workers)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.gallery = await run_in_threadpool(
+            partial(open_gallery, settings, embedder=embedder)
+        )
+        try:
+            yield
+        finally:
+            await run_in_threadpool(app.state.gallery.close)
+            app.state.gallery = None
+
+    app = FastAPI(title="Lineup", description=DESCRIPTION, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.gallery = None
+    install_error_handlers(app)
+    for module in (subjects, faces, search, health):
+        app.include_router(module.router)
+    return app
