@@ -53,6 +53,9 @@ def calibrate(
     split: Annotated[Path, typer.Option(help="Identity split JSON")],
     part: Annotated[str, typer.Option(help="Which identities of the split")] = "train",
     fmr: Annotated[float, typer.Option(help="Target false-match rate")] = 1e-3,
+    per_identity: Annotated[
+        int | None, typer.Option(help="Use only the first N photos of each identity")
+    ] = None,
     write_card: Annotated[
         bool, typer.Option(help="Record it in models/<backbone>/card.json")
     ] = False,
@@ -74,7 +77,7 @@ def calibrate(
         task = bar.add_task("embedding", total=None)
         found = embed_tree(
             embedder,
-            labelled_photos(tree, chosen),
+            labelled_photos(tree, chosen, per_identity=per_identity),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = run_calibration(found.embeddings, found.labels(), fmr=fmr)
@@ -88,7 +91,8 @@ def calibrate(
         "photos": len(found.identities),
         "identities": len(set(found.identities)),
         "skipped_photos": dict(found.skipped),
-        "data": f"{tree.name} {part} identities ({split.name})",
+        "data": f"{tree.name} {part} identities ({split.name})"
+        + (f", first {per_identity} photos of each" if per_identity else ""),
     }
     typer.echo(json.dumps(summary, indent=2))
     if write_card:

@@ -34,9 +34,12 @@ def photos_of(root: Path, identity: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
-def labelled_photos(root: Path, chosen: list[str]) -> Iterator[LabelledPhoto]:
+def labelled_photos(
+    root: Path, chosen: list[str], *, per_identity: int | None = None
+) -> Iterator[LabelledPhoto]:
+    """The photos of the `chosen` identities; the first `per_identity` of each when given."""
     for identity in chosen:
-        for path in photos_of(root, identity):
+        for path in photos_of(root, identity)[:per_identity]:
             yield LabelledPhoto(identity, path)
 
 

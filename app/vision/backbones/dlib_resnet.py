@@ -219,7 +219,7 @@ def load_dlib_weights(model: DlibFaceResNet, network: DlibNetwork) -> None:
 
 @torch.no_grad()
 def _fold_affine(conv: nn.Conv2d, affine: Affine) -> None:
-    """Make `conv` compute affine(conv(x)); in float64 so folding adds no rounding."""
+    """Make `conv` compute affine(conv(x)), in float64 so only the final cast rounds."""
     assert conv.bias is not None
     scale, shift = affine.scale.double(), affine.shift.double()
     weight = conv.weight.double() * scale.view(-1, 1, 1, 1)
