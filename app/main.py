@@ -7,10 +7,11 @@ from functools import partial
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from app.api import faces, health, search, subjects
+from app.api import admin, faces, health, search, subjects
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.gallery.startup import open_gallery
+from app.jobs.service import start_jobs
 from app.vision.embedder import FaceEmbedder
 
 DESCRIPTION = """
@@ -28,19 +29,25 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.gallery = await run_in_threadpool(
-            partial(open_gallery, settings, embedder=embedder)
-        )
+        gallery = await run_in_threadpool(partial(open_gallery, settings, embedder=embedder))
+        app.state.gallery = gallery
         try:
-            yield
+            app.state.jobs = await run_in_threadpool(start_jobs, gallery, settings)
+            try:
+                yield
+            finally:
+                # The worker stops first: a running job may still use the gallery.
+                await run_in_threadpool(app.state.jobs.stop)
+                app.state.jobs = None
         finally:
-            await run_in_threadpool(app.state.gallery.close)
+            await run_in_threadpool(gallery.close)
             app.state.gallery = None
 
     app = FastAPI(title="Lineup", description=DESCRIPTION, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.gallery = None
+    app.state.jobs = None
     install_error_handlers(app)
-    for module in (subjects, faces, search, health):
+    for module in (subjects, faces, search, health, admin):
         app.include_router(module.router)
     return app

@@ -1,4 +1,4 @@
-"""The ORM tables: subjects, their photos, the faces found in them, and embeddings.
+"""The ORM tables: subjects, their photos, the faces found in them, embeddings, and jobs.
 
 The database is the source of truth; the vector index is rebuilt from the
 `embeddings` rows of the active model version. Foreign keys cascade in the
@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Double,
     ForeignKey,
     Index,
@@ -194,3 +195,35 @@ class Embedding(Base):
 
     face: Mapped[Face] = relationship(back_populates="embeddings")
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class Job(Base):
+    """A long piece of admin work (reindex, retrain) run by the app's job worker.
+
+    `status` moves queued → running → succeeded | failed | cancelled and never
+    back. `heartbeat_at` is touched whenever the running job reports, so a
+    stale one tells an operator the work is stuck. `parameters` and `result`
+    are JSON the job's runner defines.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
+        ),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(default=0.0, server_default=text("0"))
+    message: Mapped[str] = mapped_column(Text, default="", server_default="")
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON())
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())

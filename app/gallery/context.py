@@ -47,12 +47,12 @@ class GalleryContext:
     threshold_override: float | None = None
     write_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def threshold(self) -> float:
-        """The default match threshold: the operator's override, else the calibrated value."""
+    def default_threshold(self, runtime: ModelRuntime) -> float:
+        """The match threshold for answers from `runtime`: the operator's override, else
+        the value calibrated for that model version (taken from the runtime an answer
+        already uses, so a reindex switching mid-probe cannot pair two versions)."""
         if self.threshold_override is not None:
             return self.threshold_override
-        calibrated = self.runtime.version.threshold
-        if calibrated is None:
+        if runtime.version.threshold is None:
             raise RuntimeError("no match threshold: calibrate the model or set one")
-        return calibrated
+        return runtime.version.threshold

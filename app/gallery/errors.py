@@ -53,3 +53,26 @@ class FaceNotEmbedded(GalleryError):
 
     def __init__(self, face_id: int) -> None:
         super().__init__(f"face {face_id} has no embedding under the active model version")
+
+
+class JobConflict(GalleryError):
+    """Another reindex or retrain is queued or running; they would fight over the model."""
+
+    code = "job_conflict"
+
+
+class JobNotFound(GalleryError):
+    code = "job_not_found"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"there is no job with id {job_id}")
+
+
+class JobFinished(GalleryError):
+    """A job that already ended cannot be cancelled."""
+
+    code = "job_finished"
+
+
+class OperationCancelled(Exception):
+    """A long operation stopped between two steps because its caller asked it to."""

@@ -30,7 +30,7 @@ def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | No
     """Find every face in `data` and rank the `k` most similar subjects for each."""
     image = decode_image(data, max_pixels=context.policy.max_pixels)
     runtime = context.runtime  # one version for the whole answer, even mid-reindex
-    threshold = context.threshold if threshold is None else threshold
+    threshold = context.default_threshold(runtime) if threshold is None else threshold
     faces = runtime.embedder.embed_image(image)
     hits = [runtime.index.best_subjects(face.embedding, k=k) for face in faces]
     subjects = _subjects(context, (hit.subject_id for face_hits in hits for hit in face_hits))

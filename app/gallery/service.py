@@ -1,15 +1,18 @@
 """`Gallery`: the one object every front door (API, CLI, pages, jobs) talks to."""
 
 import logging
+from pathlib import Path
 
+import torch
 from sqlalchemy import Engine, func, select
 
 from app.db.engine import session_scope
 from app.db.tables import Face, Photo, Subject
-from app.gallery import enroll, faces, probe, subjects, verify
+from app.gallery import enroll, faces, probe, reindex, subjects, verify
 from app.gallery.context import GalleryContext
 from app.gallery.enroll import FacePolicy, Upload
 from app.gallery.probe import version_view
+from app.gallery.reindex import Cancelled, Progress, ReindexResult
 from app.schemas import (
     EnrollmentResult,
     FaceOut,
@@ -78,6 +81,31 @@ class Gallery:
         self, first_id: int, second_id: int, *, threshold: float | None = None
     ) -> VerifyResult:
         return verify.verify_faces(self.context, first_id, second_id, threshold=threshold)
+
+    # Model
+    def reindex(
+        self,
+        backbone: str,
+        *,
+        device: torch.device,
+        models_dir: Path,
+        weights: Path | None = None,
+        progress: Progress | None = None,
+        cancelled: Cancelled | None = None,
+    ) -> ReindexResult:
+        """Re-embed every face with `backbone`, then switch to it (see `app.gallery.reindex`).
+
+        Long: run it off the request path (the job worker does).
+        """
+        return reindex.reindex(
+            self.context,
+            backbone=backbone,
+            device=device,
+            models_dir=models_dir,
+            weights=weights,
+            progress=progress,
+            cancelled=cancelled,
+        )
 
     # Housekeeping
     def stats(self) -> Stats:

@@ -74,7 +74,7 @@ def _result(
     *,
     threshold: float | None,
 ) -> VerifyResult:
-    threshold = context.threshold if threshold is None else threshold
+    threshold = context.default_threshold(runtime) if threshold is None else threshold
     similarity = float(np.dot(first, second))
     return VerifyResult(
         model_version=version_view(runtime.version),

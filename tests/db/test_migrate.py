@@ -13,7 +13,7 @@ from app.db.migrate import (
 )
 from app.db.tables import Base
 
-TABLES = {"model_versions", "subjects", "photos", "faces", "embeddings"}
+TABLES = {"model_versions", "subjects", "photos", "faces", "embeddings", "jobs"}
 
 
 def _schema_differences(url: str) -> list[object]:
@@ -34,8 +34,8 @@ def _table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_is_the_initial_revision() -> None:
-    assert head_revision() == "0001_initial"
+def test_head_is_the_jobs_revision() -> None:
+    assert head_revision() == "0002_jobs"
 
 
 def test_upgrade_builds_the_orm_schema(database_url: str) -> None:

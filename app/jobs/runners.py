@@ -1,0 +1,55 @@
+"""What each kind of job does: an explicit table from kind to runner function.
+
+A runner gets the app's `JobContext`, the job's parameters, a `progress`
+callback and a `cancelled` question, and returns the job's result as JSON.
+`retrain` joins the table when training is wired to the gallery; until then
+it is not a kind the API offers.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from app.config import Settings
+from app.gallery.probe import version_view
+from app.gallery.reindex import Cancelled, Progress
+from app.gallery.service import Gallery
+from app.jobs.schemas import ReindexRequest
+from app.vision.device import resolve_device
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a runner may use: the app's gallery and its settings (device, weights, models)."""
+
+    gallery: Gallery
+    settings: Settings
+
+
+JobRunner = Callable[[JobContext, dict[str, Any], Progress, Cancelled], dict[str, Any]]
+
+
+def run_reindex(
+    context: JobContext, parameters: dict[str, Any], progress: Progress, cancelled: Cancelled
+) -> dict[str, Any]:
+    """Re-embed the gallery with the requested backbone and switch to it."""
+    request = ReindexRequest.model_validate(parameters)
+    settings = context.settings
+    outcome = context.gallery.reindex(
+        request.backbone,
+        device=resolve_device(settings.device),
+        models_dir=settings.models_dir,
+        weights=settings.backbone_weights(request.backbone),
+        progress=progress,
+        cancelled=cancelled,
+    )
+    return {
+        "model_version": version_view(outcome.version).model_dump(),
+        "faces": outcome.faces,
+        "caught_up": outcome.caught_up,
+        "realigned": outcome.realigned,
+    }
+
+
+RUNNERS: Final[Mapping[str, JobRunner]] = MappingProxyType({"reindex": run_reindex})

@@ -1,0 +1,164 @@
+"""The `jobs` rows: creating, reading and moving a job through its states.
+
+A job goes queued → running → succeeded | failed | cancelled, and a finished
+job never changes again. Reindex and retrain both replace the model the
+gallery searches with, so at most one job is queued or running at a time;
+creating a second one is a `JobConflict`. The check and the insert happen
+under one lock, which holds for the one app process that owns the worker.
+"""
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.engine import session_scope
+from app.db.tables import Job
+from app.db.types import utc_now
+from app.gallery.errors import JobConflict, JobFinished, JobNotFound
+from app.jobs.schemas import JobOut, JobStatus
+
+ACTIVE: Final = ("queued", "running")
+FINISHED: Final = ("succeeded", "failed", "cancelled")
+INTERRUPTED: Final = "interrupted by a restart"
+
+
+class JobStore:
+    """Jobs in the database, through `session_scope`; every answer is a detached `JobOut`."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+
+    def create(self, kind: str, parameters: Mapping[str, Any]) -> JobOut:
+        """Queue a job; `JobConflict` if another one is queued or running."""
+        with self._lock, session_scope(self._sessions) as session:
+            active = session.scalars(
+                select(Job).where(Job.status.in_(ACTIVE)).order_by(Job.id).limit(1)
+            ).first()
+            if active is not None:
+                raise JobConflict(
+                    f"job {active.id} ({active.kind}) is {active.status}; "
+                    "wait for it to finish or cancel it"
+                )
+            job = Job(kind=kind, status="queued", parameters=dict(parameters), message="queued")
+            session.add(job)
+            session.flush()
+            return JobOut.model_validate(job)
+
+    def list_jobs(self, *, limit: int = 50) -> list[JobOut]:
+        """The newest `limit` jobs, newest first."""
+        with session_scope(self._sessions) as session:
+            jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(limit))
+            return [JobOut.model_validate(job) for job in jobs]
+
+    def get(self, job_id: int) -> JobOut:
+        with session_scope(self._sessions) as session:
+            return JobOut.model_validate(_require(session, job_id))
+
+    def claim_next(self) -> JobOut | None:
+        """Mark the oldest queued job running and return it, or None if none is queued."""
+        with self._lock, session_scope(self._sessions) as session:
+            job = session.scalars(
+                select(Job).where(Job.status == "queued").order_by(Job.id).limit(1)
+            ).first()
+            if job is None:
+                return None
+            now = utc_now()
+            job.status, job.started_at, job.heartbeat_at = "running", now, now
+            job.message = "started"
+            session.flush()
+            return JobOut.model_validate(job)
+
+    def report(self, job_id: int, progress: float, message: str) -> None:
+        """Record a running job's progress (clamped to 0–1) and message; also a heartbeat."""
+        values = {"progress": min(1.0, max(0.0, progress)), "message": message}
+        self._touch_running(job_id, **values)
+
+    def heartbeat(self, job_id: int) -> None:
+        """Record that a running job is still alive."""
+        self._touch_running(job_id)
+
+    def cancel_requested(self, job_id: int) -> bool:
+        with session_scope(self._sessions) as session:
+            return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    def finish(
+        self,
+        job_id: int,
+        *,
+        status: JobStatus,
+        message: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> JobOut:
+        """End a job with its outcome; a job that succeeded has progress 1."""
+        if status not in FINISHED:
+            raise ValueError(f"{status!r} is not a final status")
+        with self._lock, session_scope(self._sessions) as session:
+            job = _require(session, job_id)
+            now = utc_now()
+            job.status, job.finished_at, job.heartbeat_at = status, now, now
+            job.message, job.result, job.error = message, result, error
+            if status == "succeeded":
+                job.progress = 1.0
+            session.flush()
+            return JobOut.model_validate(job)
+
+    def request_cancel(self, job_id: int) -> JobOut:
+        """Cancel a queued job at once; ask a running one to stop at its next check.
+
+        `JobFinished` if the job has already ended.
+        """
+        with self._lock, session_scope(self._sessions) as session:
+            job = _require(session, job_id)
+            if job.status in FINISHED:
+                raise JobFinished(f"job {job_id} has already {job.status}; nothing to cancel")
+            job.cancel_requested = True
+            if job.status == "queued":
+                job.status, job.finished_at = "cancelled", utc_now()
+                job.message = "cancelled before it started"
+            else:
+                job.message = "cancelling"
+            session.flush()
+            return JobOut.model_validate(job)
+
+    def fail_interrupted(self) -> list[int]:
+        """Mark every queued or running job failed, "interrupted by a restart"; return their ids.
+
+        Called at start-up, before the worker runs: a running job's process is
+        gone, and its half-done work was never switched in, so failing it is
+        the truth. Queued jobs are failed too rather than resumed: they were
+        asked for under the previous process's settings, and heavy work that
+        starts by itself after a crash surprises an operator; re-submitting
+        is one request.
+        """
+        with self._lock, session_scope(self._sessions) as session:
+            ids = list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE))))
+            if ids:
+                now = utc_now()
+                session.execute(
+                    update(Job)
+                    .where(Job.id.in_(ids))
+                    .values(
+                        status="failed", error=INTERRUPTED, message=INTERRUPTED, finished_at=now
+                    )
+                )
+            return ids
+
+    def _touch_running(self, job_id: int, **values: Any) -> None:
+        with session_scope(self._sessions) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running")
+                .values(heartbeat_at=utc_now(), **values)
+            )
+
+
+def _require(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job

@@ -1,0 +1,109 @@
+"""The one thread per app that runs queued jobs, oldest first, one at a time.
+
+Jobs replace the model under a live gallery, so they run outside the request
+path and never two at once. The runner reports progress through the store
+(each report is also a heartbeat) and is asked between steps whether to stop:
+because its job was cancelled, or because the app is shutting down.
+"""
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from app.gallery.errors import OperationCancelled
+from app.jobs.runners import JobContext, JobRunner
+from app.jobs.schemas import JobOut
+from app.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN = "interrupted by a shutdown"
+
+
+class JobWorker:
+    """Polls the store for queued jobs (or is woken when one is submitted) and runs them."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        context: JobContext,
+        runners: Mapping[str, JobRunner],
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._context = context
+        self._runners = runners
+        self._poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run_forever, name="lineup-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask the running job to stop at its next check, and wait for the thread to end.
+
+        A job still inside a long step after `timeout` is left running; the
+        next start-up marks it failed.
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the job worker did not stop within %.0f s", timeout)
+
+    def _run_forever(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before looking, so a wake-up during the look is not lost
+            try:
+                job = self._store.claim_next()
+                if job is not None:
+                    self._run(job)
+                    continue
+            except Exception:
+                log.exception("the job worker could not read or update the jobs table")
+            self._wake.wait(self._poll_seconds)
+
+    def _run(self, job: JobOut) -> None:
+        runner = self._runners.get(job.kind)
+        if runner is None:
+            error = f"no runner for jobs of kind {job.kind!r}"
+            self._store.finish(job.id, status="failed", message=error, error=error)
+            return
+        log.info("job %d (%s) started", job.id, job.kind)
+        try:
+            result = runner(
+                self._context,
+                job.parameters,
+                lambda fraction, message: self._store.report(job.id, fraction, message),
+                lambda: self._should_stop(job.id),
+            )
+        except OperationCancelled:
+            self._end_cancelled(job)
+        except Exception as error:
+            log.exception("job %d (%s) failed", job.id, job.kind)
+            detail = str(error) or type(error).__name__
+            self._store.finish(job.id, status="failed", message="failed", error=detail)
+        else:
+            self._store.finish(job.id, status="succeeded", message="done", result=result)
+            log.info("job %d (%s) succeeded", job.id, job.kind)
+
+    def _should_stop(self, job_id: int) -> bool:
+        """The runner's question between steps; answering it is a heartbeat too."""
+        self._store.heartbeat(job_id)
+        return self._stopping.is_set() or self._store.cancel_requested(job_id)
+
+    def _end_cancelled(self, job: JobOut) -> None:
+        if self._store.cancel_requested(job.id):
+            self._store.finish(job.id, status="cancelled", message="cancelled")
+            log.info("job %d (%s) cancelled", job.id, job.kind)
+        else:
+            self._store.finish(job.id, status="failed", message=SHUTDOWN, error=SHUTDOWN)
+            log.warning("job %d (%s) %s", job.id, job.kind, SHUTDOWN)
