@@ -1,11 +1,38 @@
-"""`lineup`: the command line. A thin front door over `app.gallery` and `app.training`."""
+"""`lineup`: the command line. A thin front door over `app.gallery` and `app.training`.
+
+Heavy modules (torch, the gallery) are imported inside the commands that need
+them, so `lineup --help` and `lineup db upgrade` start at once.
+"""
 
 import json
 import logging
+import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, Task, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from app.schemas import ProbeFace, ProbeResult
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.gallery.bulk_enroll import EnrollmentTally, SubjectFolder
+    from app.gallery.service import Gallery
+
+# The API says the same on every probe: a ranked list invites over-reading.
+LEADS_NOT_IDENTIFICATION = (
+    "Candidates are investigative leads for a person to review, never an identification."
+)
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports after Ctrl-C
+REFUSALS_LISTED = 20
 
 app = typer.Typer(help="Lineup: face search over a gallery of known people.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -18,6 +45,9 @@ def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) 
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Start-up chatter of libraries (migration plugins, FAISS's CPU probing) is not news.
+    for noisy in ("alembic", "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @app.command()
@@ -98,6 +128,237 @@ def calibrate(
     if write_card:
         path = record_calibration(settings.models_dir, embedder.backbone, summary)
         typer.echo(f"recorded in {path}")
+
+
+class FaceChoice(StrEnum):
+    single = "single"
+    largest = "largest"
+
+
+@app.command()
+def enroll(
+    tree: Annotated[
+        Path,
+        typer.Argument(
+            help="One sub-folder per subject, named by its external id "
+            "(Tom_Hanks → display name 'Tom Hanks'). Files directly in TREE are ignored.",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    face: Annotated[
+        FaceChoice,
+        typer.Option(
+            help="single: refuse a photo with several usable faces; largest: take the largest."
+        ),
+    ] = FaceChoice.single,
+    create: Annotated[
+        bool, typer.Option("--create/--no-create", help="Create subjects not yet in the gallery.")
+    ] = True,
+) -> None:
+    """Enroll a folder of photos per subject.
+
+    Safe to re-run: a photo already enrolled for its subject counts as a
+    duplicate without running the model, so an interrupted run (Ctrl-C saves
+    the index and exits 130) resumes where it stopped.
+    """
+    called = time.perf_counter()
+    from app.config import get_settings
+    from app.gallery.bulk_enroll import BadTree, EnrollmentTally, find_subject_folders
+
+    try:
+        folders = find_subject_folders(tree)
+    except BadTree as error:
+        _fail(str(error), code=EXIT_BAD_INPUT)
+    console = Console()
+    gallery = _open_gallery(get_settings(), console, since=called)
+    console.print(f"{sum(len(f.photos) for f in folders)} photos of {len(folders)} subjects")
+    tally = EnrollmentTally()
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        _enroll_with_progress(gallery, folders, face=face, create=create, tally=tally)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        gallery.close()  # saves the index, so the next start need not rebuild it
+        _print_enroll_summary(console, tally, elapsed=time.perf_counter() - started)
+    if interrupted:
+        console.print("[yellow]interrupted[/]: run the same command again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+class _RateColumn(ProgressColumn):
+    """Photos per second over the whole run so far."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:.1f} photos/s", style="progress.data.speed")
+
+
+def _enroll_with_progress(
+    gallery: "Gallery",
+    folders: "list[SubjectFolder]",
+    *,
+    face: FaceChoice,
+    create: bool,
+    tally: "EnrollmentTally",
+) -> None:
+    from app.gallery.bulk_enroll import enroll_tree
+
+    total = sum(len(folder.photos) for folder in folders)
+    columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), _RateColumn())
+    with Progress(*columns, TimeElapsedColumn()) as bar:
+        task = bar.add_task("enrolling", total=total)
+        enroll_tree(
+            gallery,
+            folders,
+            policy="largest" if face is FaceChoice.largest else "single",
+            create=create,
+            tally=tally,
+            on_photo=lambda _path, _outcome: bar.advance(task),
+        )
+
+
+def _print_enroll_summary(console: Console, tally: "EnrollmentTally", *, elapsed: float) -> None:
+    summary = Table(title="enrollment", show_header=False, box=None)
+    summary.add_row("enrolled", str(tally.enrolled))
+    summary.add_row("duplicate", str(tally.duplicate))
+    for reason, count in sorted(tally.refused.items()):
+        summary.add_row(f"refused: {reason}", str(count))
+    if tally.skipped:
+        summary.add_row("skipped (no such subject)", str(tally.skipped))
+    summary.add_row("subjects created", str(len(tally.created_subjects)))
+    rate = tally.photos / elapsed if elapsed > 0 else 0.0
+    summary.add_row("time", f"{tally.photos} photos in {elapsed:.1f} s = {rate:.2f} photos/s")
+    console.print(summary)
+    if tally.missing_subjects:
+        missing = ", ".join(tally.missing_subjects)
+        console.print(f"not in the gallery (--no-create): {escape(missing)}")
+    _print_refusals(console, tally)
+
+
+def _print_refusals(console: Console, tally: "EnrollmentTally") -> None:
+    if not tally.refusals:
+        return
+    table = Table(title="refused photos")
+    table.add_column("photo", overflow="fold")  # a path cut short is no use
+    table.add_column("reason")
+    table.add_column("detail")
+    for path, outcome in tally.refusals[:REFUSALS_LISTED]:
+        table.add_row(
+            escape(f"{path.parent.name}/{path.name}"), outcome.reason, escape(outcome.detail or "")
+        )
+    console.print(table)
+    if len(tally.refusals) > REFUSALS_LISTED:
+        console.print(f"… and {len(tally.refusals) - REFUSALS_LISTED} more")
+
+
+@app.command()
+def probe(
+    image: Annotated[
+        Path, typer.Argument(help="The probe photo.", exists=True, dir_okay=False, readable=True)
+    ],
+    k: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="Candidates per face; default LINEUP_DEFAULT_K."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=-1.0, max=1.0, help="Cosine similarity for a match; default: calibrated."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ProbeResult JSON.")] = False,
+) -> None:
+    """Search the gallery for every face in IMAGE: ranked candidates, or no match."""
+    called = time.perf_counter()
+    from app.config import get_settings
+    from app.vision.errors import ImageRejected
+
+    settings = get_settings()
+    data = image.read_bytes()
+    gallery = _open_gallery(settings, Console(stderr=True), since=called)
+    try:
+        result = gallery.probe(data, k=k or settings.default_k, threshold=threshold)
+    except ImageRejected as error:
+        _fail(f"{image}: {error} ({error.code})", code=EXIT_BAD_INPUT)
+    finally:
+        gallery.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    _print_probe(Console(), result)
+
+
+def _print_probe(console: Console, result: ProbeResult) -> None:
+    version = result.model_version
+    console.print(
+        f"model {version.backbone} ({version.weights_hash[:12]}), "
+        f"threshold {result.threshold:.3f}, k {result.k}"
+    )
+    if not result.faces:
+        console.print("no face found in the photo")
+    for number, face in enumerate(result.faces, start=1):
+        console.print(_candidates_table(number, face))
+        console.print(_decision(face, threshold=result.threshold))
+    console.print(f"[italic]{LEADS_NOT_IDENTIFICATION}[/]")
+
+
+def _candidates_table(number: int, face: ProbeFace) -> Table:
+    """Names are people's input: escaped, so a "[" in one is not read as rich markup."""
+    box = face.box
+    table = Table(
+        "rank",
+        "subject",
+        "external id",
+        "similarity",
+        "match?",
+        title=f"face {number}: box ({box.x1:.0f}, {box.y1:.0f})–({box.x2:.0f}, {box.y2:.0f}), "
+        f"detection {face.detection_probability:.2f}",
+        title_justify="left",
+    )
+    for candidate in face.candidates:
+        table.add_row(
+            str(candidate.rank),
+            escape(candidate.subject.display_name),
+            escape(candidate.subject.external_id or ""),
+            f"{candidate.similarity:.3f}",
+            "yes" if candidate.above_threshold else "no",
+        )
+    return table
+
+
+def _decision(face: ProbeFace, *, threshold: float) -> str:
+    if face.decision == "match":
+        best = face.candidates[0]
+        return (
+            f"[bold green]MATCH[/]: {escape(best.subject.display_name)} "
+            f"(similarity {best.similarity:.3f} ≥ {threshold:.3f})"
+        )
+    if not face.candidates:
+        return "[bold]no match[/] (the gallery is empty)"
+    return (
+        f"[bold]no match[/] (best similarity {face.candidates[0].similarity:.3f} < {threshold:.3f})"
+    )
+
+
+def _open_gallery(settings: "Settings", console: Console, *, since: float) -> "Gallery":
+    """Load the model and the gallery, saying how long it took `since` the command began
+    (importing torch is most of it); a missing threshold is reported in one line."""
+    from app.gallery.startup import NoThreshold, open_gallery
+
+    with console.status("loading the model and the gallery"):
+        try:
+            gallery = open_gallery(settings)
+        except NoThreshold as error:
+            _fail(str(error), code=EXIT_FAILED)
+    console.print(f"model and gallery loaded in {time.perf_counter() - since:.1f} s")
+    return gallery
+
+
+def _fail(message: str, *, code: int) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,0 +1,194 @@
+"""`lineup` on real photos: enroll a folder tree (interrupted, resumed, re-run), probe, db.
+
+Every invocation that opens the gallery loads the model, so the enroll story runs
+once per module and the tests below read its results.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from app.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, LEADS_NOT_IDENTIFICATION, app
+from app.config import get_settings
+from app.gallery.service import Gallery
+from app.vision.embedder import FaceEmbedder
+
+REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+# Benjamin_Netanyahu_0001 shows a second, usable face: refused under --face single.
+PEOPLE = ("Abdullah_Gul", "Benjamin_Netanyahu", "Emma_Watson")
+INTERRUPT_AT_CALL = 5  # Abdullah 1–3, Benjamin 1 (refused) are done; Ctrl-C on the next
+
+
+def invoke(args: list[str], *, data_dir: Path) -> Result:
+    """Run `lineup ARGS` in-process with settings read afresh from its environment."""
+    env = {
+        "LINEUP_DATA_DIR": str(data_dir),
+        "LINEUP_MODELS_DIR": str(REPO_MODELS),
+        "LINEUP_DEVICE": "cpu",
+        "COLUMNS": "200",  # rich would otherwise wrap tables at 80 columns
+    }
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, args, env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+def summary_count(output: str, label: str) -> int:
+    """A number from the summary table, e.g. `enrolled   8`; 0 when the row is absent."""
+    found = re.search(rf"^\s*{re.escape(label)}\s+(\d+)\s*$", output, flags=re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+@pytest.fixture(scope="module")
+def photo_tree(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path) -> Path:
+    """Three people × photos 1–3, plus a broken "photo" and a note that is not a photo."""
+    tree = tmp_path_factory.mktemp("tree")
+    for person in PEOPLE:
+        folder = tree / person
+        folder.mkdir()
+        for number in (1, 2, 3):
+            name = f"{person}_{number:04d}.jpg"
+            (folder / name).symlink_to(faces_dir / "lfw_mini" / person / name)
+    (tree / "Emma_Watson" / "broken.jpg").write_bytes(b"this is not a JPEG")
+    (tree / "Emma_Watson" / "notes.txt").write_text("ignored: not a photo")
+    return tree
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gallery")
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[int]:
+    """Count calls of `cls.name` while still running it; returns the live counter."""
+    calls = [0]
+    original: Callable[..., Any] = getattr(cls, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cls, name, wrapper)
+    return calls
+
+
+@dataclass(frozen=True)
+class EnrollRuns:
+    interrupted: Result
+    saved_index_count: int
+    resumed: Result
+    rerun: Result
+    rerun_detections: int
+
+
+@pytest.fixture(scope="module")
+def runs(photo_tree: Path, data_dir: Path) -> Iterator[EnrollRuns]:
+    """Ctrl-C during the first run, then a run to the end, then the same command again."""
+    original_enroll = Gallery.enroll
+    calls = [0]
+
+    def enroll_until_ctrl_c(self: Gallery, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == INTERRUPT_AT_CALL:
+            raise KeyboardInterrupt
+        return original_enroll(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Gallery, "enroll", enroll_until_ctrl_c)
+        interrupted = invoke(["enroll", str(photo_tree)], data_dir=data_dir)
+    (sidecar,) = (data_dir / "index").glob("*.json")
+    saved = json.loads(sidecar.read_text())["count"]
+    resumed = invoke(["enroll", str(photo_tree)], data_dir=data_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        detections = counting(patch, FaceEmbedder, "detect")
+        rerun = invoke(["enroll", str(photo_tree)], data_dir=data_dir)
+    yield EnrollRuns(interrupted, saved, resumed, rerun, detections[0])
+
+
+def test_ctrl_c_saves_the_index_and_exits_130(runs: EnrollRuns) -> None:
+    result = runs.interrupted
+    assert result.exit_code == EXIT_INTERRUPTED, result.output
+    assert "interrupted" in result.output
+    assert summary_count(result.output, "enrolled") == 3
+    assert summary_count(result.output, "refused: multiple_faces") == 1
+    assert runs.saved_index_count == 3  # the faces enrolled before Ctrl-C are in the saved index
+
+
+def test_resumed_run_enrolls_the_rest_and_counts_the_done_as_duplicates(runs: EnrollRuns) -> None:
+    result = runs.resumed
+    assert result.exit_code == 0, result.output
+    assert summary_count(result.output, "enrolled") == 5
+    assert summary_count(result.output, "duplicate") == 3
+    assert summary_count(result.output, "refused: multiple_faces") == 1
+    assert summary_count(result.output, "refused: unreadable") == 1
+    assert summary_count(result.output, "subjects created") == 1  # Emma_Watson; 2 already exist
+    assert "Benjamin_Netanyahu/Benjamin_Netanyahu_0001.jpg" in result.output
+    assert "photos/s" in result.output
+
+
+def test_rerun_enrolls_nothing_new_and_runs_the_model_only_on_refused_photos(
+    runs: EnrollRuns,
+) -> None:
+    result = runs.rerun
+    assert result.exit_code == 0, result.output
+    assert summary_count(result.output, "enrolled") == 0
+    assert summary_count(result.output, "duplicate") == 8
+    assert summary_count(result.output, "subjects created") == 0
+    # Refused photos were never stored, so only the two-face photo is looked at again
+    # (the broken file fails before detection); duplicates are caught by their hash.
+    assert runs.rerun_detections == 1
+
+
+def test_probe_ranks_the_right_person_first(
+    runs: EnrollRuns, data_dir: Path, faces_dir: Path
+) -> None:
+    photo = faces_dir / "lfw_mini" / "Abdullah_Gul" / "Abdullah_Gul_0004.jpg"
+    result = invoke(["probe", str(photo)], data_dir=data_dir)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "face 1" in out and "face 2" not in out
+    first = min(out.index(name.replace("_", " ")) for name in PEOPLE)
+    assert out.index("Abdullah Gul") == first, out
+    assert "MATCH" in out or "no match" in out
+    assert LEADS_NOT_IDENTIFICATION in " ".join(out.split())
+
+
+def test_probe_json_is_a_probe_result(runs: EnrollRuns, data_dir: Path, faces_dir: Path) -> None:
+    photo = faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg"
+    result = invoke(["probe", str(photo), "--json", "--k", "2"], data_dir=data_dir)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["k"] == 2
+    (face,) = body["faces"]
+    assert [c["rank"] for c in face["candidates"]] == [1, 2]
+    assert face["candidates"][0]["subject"]["external_id"] == "Emma_Watson"
+    assert face["decision"] in ("match", "no_match")
+
+
+def test_probe_of_a_non_image_is_one_line_on_stderr_and_exit_2(
+    runs: EnrollRuns, data_dir: Path, tmp_path: Path
+) -> None:
+    not_a_photo = tmp_path / "minutes.jpg"
+    not_a_photo.write_text("minutes of the meeting")
+    result = invoke(["probe", str(not_a_photo)], data_dir=data_dir)
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "minutes.jpg" in line and "unreadable_image" in line
+    assert result.stdout == ""
+
+
+def test_db_upgrade_on_a_fresh_directory(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    result = invoke(["db", "upgrade"], data_dir=fresh)
+    assert result.exit_code == 0, result.output
+    assert "database at revision" in result.stdout
+    assert (fresh / "lineup.db").is_file()
