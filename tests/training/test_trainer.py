@@ -1,0 +1,167 @@
+"""A short real fine-tuning run on a few identities: the loss falls, the checkpoint loads back.
+
+Four lfw_mini identities × two photos, m = 2 photos of each of 4 identities per
+batch, two epochs of one batch: every batch is the same 8 chips, so the run is
+plain gradient descent on one batch and the loss must fall. A margin of 1.0
+keeps every triplet active (same-person chords are about 0.5, different-person
+ones about 1), so the average over violating triplets is the average over all.
+"""
+
+import json
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.training.checkpoints import (
+    WEIGHTS_FILE,
+    TrainingState,
+    latest_state_path,
+    load_trained_network,
+    save_state,
+)
+from app.training.chips import ChipSet
+from app.training.network import embed_chips
+from app.training.train_config import TrainConfig
+from app.training.trainer import TrainProgress, TrainResult, train
+from app.vision.backbones.weights import weights_version
+
+CPU = torch.device("cpu")
+
+
+def config(checkpoint_dir: Path, **changes: object) -> TrainConfig:
+    base = TrainConfig(
+        checkpoint_dir=checkpoint_dir,
+        loss="triplet",
+        miner="all",
+        margin=1.0,
+        epochs=2,
+        m_per_class=2,
+        classes_per_batch=4,
+        batches_per_epoch=1,
+        lr=1e-3,
+        pretrained_lr_factor=0.1,
+        augment=False,
+        seed=0,
+        device="cpu",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class Run:
+    config: TrainConfig
+    result: TrainResult
+    reports: list[TrainProgress]
+
+
+@pytest.fixture(scope="module")
+def short_run(lfw_chips: ChipSet, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run_config = config(tmp_path_factory.mktemp("models") / "lfw-finetuned")
+    reports: list[TrainProgress] = []
+    return Run(run_config, train(run_config, lfw_chips, progress=reports.append), reports)
+
+
+def test_training_lowers_the_loss(short_run: Run) -> None:
+    losses = short_run.result.epoch_losses
+    assert not short_run.result.cancelled and len(losses) == 2
+    assert losses[0] > 0
+    assert losses[-1] < losses[0]
+
+
+def test_progress_is_reported_per_batch_and_per_epoch(short_run: Run) -> None:
+    batch_reports = [r for r in short_run.reports if r.epoch_loss is None]
+    epoch_reports = [r for r in short_run.reports if r.epoch_loss is not None]
+    assert [(r.epoch, r.batch, r.batches) for r in batch_reports] == [(e, 1, 1) for e in (1, 2)]
+    assert [r.epoch_loss for r in epoch_reports] == short_run.result.epoch_losses
+
+
+def test_the_checkpoint_loads_into_a_fresh_network_that_embeds_identically(
+    short_run: Run, lfw_chips: ChipSet
+) -> None:
+    directory = short_run.config.checkpoint_dir
+    loaded = load_trained_network(directory, device=CPU)
+    chips = np.stack([lfw_chips.chip(i) for i in range(len(lfw_chips))])
+    trained = embed_chips(short_run.result.network, chips, device=CPU)
+    assert np.array_equal(embed_chips(loaded, chips, device=CPU), trained)
+
+
+def test_the_model_card_says_what_the_weights_are(short_run: Run) -> None:
+    directory = short_run.config.checkpoint_dir
+    card = json.loads((directory / "card.json").read_text())
+    assert card["name"] == "lfw-finetuned"
+    assert card["weights_hash"] == weights_version(directory / WEIGHTS_FILE)
+    assert card["embedding_dim"] == 128 and card["alignment"] == "dlib-150"
+    training = card["training"]
+    assert training["base"]["backbone"] == "dlib-resnet"
+    assert (training["loss"], training["miner"], training["margins"]["margin"]) == (
+        "triplet",
+        "all",
+        1.0,
+    )
+    assert training["data"]["identities"] == 4 and training["data"]["photos"] == 8
+    assert training["epoch_losses"] == short_run.result.epoch_losses
+
+
+def test_a_finished_run_resumes_to_itself_and_refuses_other_settings(
+    short_run: Run, lfw_chips: ChipSet
+) -> None:
+    directory = short_run.config.checkpoint_dir
+    latest = latest_state_path(directory)
+    assert latest is not None and latest.name == "epoch_0002.pt"
+    resumed = train(short_run.config, lfw_chips)
+    assert resumed.epoch_losses == short_run.result.epoch_losses
+    with pytest.raises(ValueError, match="margin"):
+        train(replace(short_run.config, margin=0.5), lfw_chips)
+
+
+def test_a_cancelled_run_stops_without_a_checkpoint(lfw_chips: ChipSet, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    result = train(config(tmp_path / "run"), lfw_chips, cancel=cancel)
+    assert result.cancelled and result.epoch_losses == []
+    assert latest_state_path(tmp_path / "run") is None
+
+
+def test_starting_over_removes_the_earlier_runs_checkpoints(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    directory = tmp_path / "run"
+    stale = TrainingState(
+        epoch=7, network={}, optimizer={}, config=config(directory).to_json(), epoch_losses=[]
+    )
+    save_state(directory, stale, keep=2)
+    cancel = threading.Event()
+    cancel.set()
+    train(config(directory), lfw_chips, cancel=cancel, resume=False)
+    assert latest_state_path(directory) is None
+
+
+@pytest.mark.slow
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    whole = train(config(tmp_path / "whole", epochs=2, augment=True), lfw_chips)
+    parts = config(tmp_path / "parts", epochs=2, augment=True)
+    # Stopped by its progress callback as soon as the first epoch is checkpointed.
+    first = train(parts, lfw_chips, progress=lambda report: report.epoch_loss is None)
+    assert first.cancelled and len(first.epoch_losses) == 1
+    second = train(parts, lfw_chips)
+    assert second.epoch_losses == whole.epoch_losses
+    for key, value in whole.network.state_dict().items():
+        assert torch.equal(value, second.network.state_dict()[key]), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_run_on_the_gpu_leaves_weights_that_load_on_the_cpu(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    result = train(config(tmp_path / "gpu", epochs=1, device="cuda"), lfw_chips)
+    assert next(result.network.parameters()).device.type == "cuda"
+    loaded = load_trained_network(tmp_path / "gpu", device=CPU)
+    chips = np.stack([lfw_chips.chip(i) for i in range(len(lfw_chips))])
+    on_gpu = embed_chips(result.network, chips, device=torch.device("cuda"))
+    assert np.allclose(embed_chips(loaded, chips, device=CPU), on_gpu, atol=1e-4)
