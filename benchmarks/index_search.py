@@ -9,14 +9,12 @@ server answering probes from a thread pool may prefer the latter.
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import time
-from dataclasses import dataclass
 
 import faiss
 import numpy as np
+from machine import Latency, describe
 from numpy.typing import NDArray
 
 from app.index import FaissIndex
@@ -24,61 +22,11 @@ from app.index import FaissIndex
 logger = logging.getLogger("benchmarks.index_search")
 
 
-@dataclass(frozen=True, slots=True)
-class Latency:
-    """Percentiles of repeated timings, in milliseconds."""
-
-    p50_ms: float
-    p95_ms: float
-    mean_ms: float
-
-    @classmethod
-    def of(cls, seconds: list[float]) -> "Latency":
-        """Summarise timings given in seconds."""
-        millis = np.asarray(seconds) * 1e3
-        return cls(
-            p50_ms=float(np.percentile(millis, 50)),
-            p95_ms=float(np.percentile(millis, 95)),
-            mean_ms=float(millis.mean()),
-        )
-
-    def __str__(self) -> str:
-        return f"p50 {self.p50_ms:8.3f} ms  p95 {self.p95_ms:8.3f} ms  mean {self.mean_ms:8.3f} ms"
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def describe_machine() -> None:
     """Log what the figures were measured on."""
-    try:
-        import torch
-
-        torch_version = str(torch.__version__)
-    except ImportError:
-        torch_version = "not installed"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = (
-        " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    )
-    logger.info("cpu        %s", cpu_model())
-    logger.info("cores      %s logical, %s usable by this process", os.cpu_count(), usable)
-    logger.info("load avg   %s (1, 5, 15 min)", load)
-    logger.info("python     %s on %s", platform.python_version(), platform.platform())
-    logger.info("numpy      %s", np.__version__)
-    logger.info("torch      %s", torch_version)
-    logger.info(
-        "faiss      %s (OpenMP threads: %d)", faiss.__version__, faiss.omp_get_max_threads()
-    )
+    for line in describe().splitlines():
+        logger.info("%s", line)
+    logger.info("faiss      OpenMP threads: %d", faiss.omp_get_max_threads())
 
 
 def unit_vectors(rng: np.random.Generator, count: int, dim: int) -> NDArray[np.float32]:

@@ -46,14 +46,7 @@ def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | No
 
 
 def version_view(version: ModelVersionInfo) -> ModelVersionOut:
-    return ModelVersionOut(
-        id=version.id,
-        backbone=version.backbone,
-        weights_hash=version.weights_hash,
-        embedding_dim=version.embedding_dim,
-        alignment=version.alignment,
-        threshold=version.threshold,
-    )
+    return ModelVersionOut.model_validate(version, from_attributes=True)
 
 
 def _subjects(context: GalleryContext, ids: Iterable[int]) -> dict[int, SubjectBrief]:
