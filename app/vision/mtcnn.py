@@ -1,0 +1,597 @@
+"""MTCNN's three-stage cascade, rewritten around facenet-pytorch's pretrained nets.
+
+facenet-pytorch's `detect_face` spends most of its time outside its networks:
+an `interpolate(mode="area")` per pyramid level, a Python loop that crops and
+area-resizes candidate boxes one at a time for R-Net and O-Net, nets run in a
+memory layout PyTorch's CPU kernels handle slowly, and, on this CPU, tens of
+microseconds of dispatch per tensor operation. This module keeps its P-, R-
+and O-Net weights, scales, thresholds, NMS steps and box arithmetic, and
+replaces the glue:
+
+- one summed-area table per image gives every area resize, the pyramid's
+  and all candidates' crops alike, in a few gathers: exactly the pixels
+  facenet-pytorch feeds its nets, since the sums are integers;
+- each stage crops all its candidates in one call, and the pyramid's
+  geometry is planned once per image size;
+- the nets run channels-last (two to three times faster here);
+- P-Net skips windows lying wholly in a plain frame, such as the grey edge
+  padding `MtcnnDetector` adds, when a plain window scores below threshold:
+  such windows all score alike, so the result does not change.
+
+Cheaper resamplers were tried and rejected: an antialiased bilinear pyramid,
+or `torchvision.ops.roi_align` crops, each moved R- and O-Net scores enough
+to lose or gain faces near a threshold (one of the seven faces of the group
+selfie is lost) and moved some boxes by 15 px or more.
+
+Boxes follow facenet-pytorch's conventions: (x1, y1, x2, y2) floats whose
+integer parts name 1-based, inclusive pixels when cropping (its `pad` step),
+and whose regression steps count widths as `x2 − x1 + 1`.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
+from numpy.typing import NDArray
+from PIL import Image, ImageChops
+from torch import nn
+from torchvision.ops import batched_nms, nms
+
+# P-Net scores 12×12 windows with a stride of 2 pixels at each pyramid level.
+PNET_WINDOW = 12
+_PNET_STRIDE = 2
+# Pixels enter every net as (value − 127.5) / 128, as in the original MTCNN.
+_PIXEL_SCALE = 0.0078125
+_PIXEL_SHIFT = -127.5 * _PIXEL_SCALE
+# Overlap limits of facenet-pytorch's `detect_face`, stage by stage.
+_NMS_WITHIN_SCALE = 0.5
+_NMS_ACROSS_SCALES = 0.7
+_NMS_REFINED = 0.7
+_NMS_FINAL_MIN = 0.7
+_RNET_INPUT = 24
+_ONET_INPUT = 48
+# Pyramid levels this small (in pixels scanned) share one P-Net pass: each
+# pass costs a third of a millisecond of overhead on the 2-core CPU this was
+# tuned on, more than P-Net's work on such a level.
+_PACKED_LEVEL_PIXELS = 80 * 80
+
+
+@dataclass(frozen=True)
+class MtcnnFaces:
+    """The faces found in one image, most confident first.
+
+    `boxes` is (N, 4) as (x1, y1, x2, y2), `probabilities` is (N,), and
+    `landmarks` is (N, 5, 2) as (x, y): left eye, right eye, nose, left and
+    right mouth corners; all in the image's pixels.
+    """
+
+    boxes: NDArray[np.float32]
+    probabilities: NDArray[np.float32]
+    landmarks: NDArray[np.float32]
+
+    @classmethod
+    def empty(cls) -> "MtcnnFaces":
+        """No faces."""
+        return cls(
+            boxes=np.zeros((0, 4), np.float32),
+            probabilities=np.zeros((0,), np.float32),
+            landmarks=np.zeros((0, 5, 2), np.float32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+
+class Span(NamedTuple):
+    """A rectangle of image pixels: rows `[top, bottom)`, columns `[left, right)`."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+@dataclass(frozen=True, eq=False)
+class PyramidScan:
+    """One P-Net pass: a large pyramid level alone, or the small ones side by side.
+
+    Each pixel is a normalised area-bin mean, `weight` times a bin sum read
+    off the summed-area table at four corners: separably for a level alone
+    (`rows` and `cols`, each row's then each column's past-the-end and
+    first image pixel), or per pixel for packed levels (`corners`, flat
+    table indices). Packed levels also carry `mask`, added to P-Net's first
+    layer (0 where it sees a single level, −inf elsewhere, so that pooling
+    at a level's edge ignores its neighbour), and `cells`, which of P-Net's
+    outputs are whole windows of a level.
+    """
+
+    weight: torch.Tensor
+    rows: torch.Tensor | None = None
+    cols: torch.Tensor | None = None
+    corners: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    cells: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PyramidPlan:
+    """How P-Net scans one image geometry's pyramid, and where its windows lie.
+
+    P-Net's window outputs for all levels are concatenated, level after
+    level, row by row. Level i's start at `starts[i]`; `scales[i]` is its
+    scale and `grids[i]` its first window's column and row (in the whole
+    level) and its windows per row.
+    """
+
+    scans: tuple[PyramidScan, ...]
+    starts: torch.Tensor
+    scales: torch.Tensor
+    grids: torch.Tensor
+
+
+class _Level(NamedTuple):
+    """The part of one pyramid level that P-Net scans, planned with NumPy."""
+
+    scale: float
+    rows: NDArray[np.int64]  # (2, h): past-the-end and first image row of each row's bin
+    cols: NDArray[np.int64]  # (2, w): likewise for columns
+    grid: tuple[int, int, int]  # first window's column and row; windows per row
+    windows: int
+
+    @property
+    def weight(self) -> NDArray[np.float32]:
+        """(h, w): what turns each pixel's bin sum into a normalised mean."""
+        counts = np.outer(self.rows[0] - self.rows[1], self.cols[0] - self.cols[1])
+        return (_PIXEL_SCALE / counts).astype(np.float32)
+
+
+class PNetHeads(nn.Module):
+    """facenet-pytorch's P-Net with its two 1×1 heads fused into one, and no softmax.
+
+    Returns (1, 6, h, w): two face/non-face logits, then four box offsets.
+    P-Net runs once per pyramid level, so each operation saved counts.
+    """
+
+    def __init__(self, pnet: PNet) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(pnet.conv1, pnet.prelu1)
+        self.body = nn.Sequential(pnet.pool1, pnet.conv2, pnet.prelu2, pnet.conv3, pnet.prelu3)
+        face, offsets = pnet.conv4_1, pnet.conv4_2
+        self.heads = nn.Conv2d(32, 6, kernel_size=1)
+        self.heads.weight = nn.Parameter(torch.cat((face.weight, offsets.weight)).detach())
+        self.heads.bias = nn.Parameter(torch.cat((face.bias, offsets.bias)).detach())
+
+    def forward(self, pixels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.stem(pixels)
+        if mask is not None:
+            features = features + mask
+        heads: torch.Tensor = self.heads(self.body(features))
+        return heads
+
+
+class MtcnnCascade:
+    """P-Net proposals over an image pyramid, refined by R-Net, finished by O-Net.
+
+    Holds the three pretrained nets on `device`; a detection's tensors stay
+    there, and only the few final faces come back to the CPU. Same defaults
+    as facenet-pytorch's `MTCNN`.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: torch.device,
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ) -> None:
+        self.device = device
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.factor = factor
+        self.pnet = _prepared(PNetHeads(PNet(pretrained=True)), device)
+        self.rnet = _prepared(RNet(pretrained=True), device)
+        self.onet = _prepared(ONet(pretrained=True), device)
+        self._shift = torch.tensor(_PIXEL_SHIFT, device=device)
+        self._plain_passes = functools.lru_cache(maxsize=64)(self._plain_window_passes)
+
+    def detect(self, image: Image.Image) -> MtcnnFaces:
+        """Every face in `image` (converted to RGB if need be)."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        if not pyramid_scales(
+            rgb.height, rgb.width, min_face_size=self.min_face_size, factor=self.factor
+        ):
+            return MtcnnFaces.empty()  # too small to hold a face of `min_face_size`
+        pixels = np.array(rgb)
+        with torch.inference_mode():
+            content = self._content(rgb, colour=tuple(pixels[0, 0].tolist()))
+            if content is None:
+                return MtcnnFaces.empty()
+            table = integral_image(torch.from_numpy(pixels).to(self.device))
+            boxes = self._propose(table, content=content)
+            if len(boxes):
+                boxes = self._refine(table, boxes)
+            if len(boxes):
+                return self._finish(table, boxes)
+        return MtcnnFaces.empty()
+
+    def _content(self, rgb: Image.Image, *, colour: tuple[int, ...]) -> Span | None:
+        """Where P-Net must look: inside any plain frame of `colour`, unless that passes for a face.
+
+        None when the image is plain throughout and so cannot hold a face.
+        """
+        whole = Span(0, rgb.height, 0, rgb.width)
+        content = framed_content(rgb, colour=colour)
+        if content == whole or not self._plain_passes(colour):
+            return content
+        return whole
+
+    def _plain_window_passes(self, colour: tuple[int, ...]) -> bool:
+        """Whether P-Net scores a window of plain `colour` as a possible face."""
+        pixel = torch.tensor(colour, dtype=torch.float32, device=self.device) * _PIXEL_SCALE
+        window = (pixel + _PIXEL_SHIFT).view(1, 3, 1, 1).expand(1, 3, PNET_WINDOW, PNET_WINDOW)
+        heads = self.pnet(window.contiguous(memory_format=torch.channels_last))
+        return float(heads[0, :2, 0, 0].softmax(dim=0)[1]) >= self.thresholds[0]
+
+    def _propose(self, table: torch.Tensor, *, content: Span) -> torch.Tensor:
+        """Stage 1: P-Net windows at every scale, merged, regressed and squared: (N, 5)."""
+        plan = pyramid_plan(
+            table.shape[0] - 1,
+            table.shape[1] - 1,
+            content,
+            min_face_size=self.min_face_size,
+            factor=self.factor,
+            device=table.device,
+        )
+        if not plan.scans:
+            return torch.zeros((0, 5), device=table.device)
+        heads = torch.cat([self._scan(table, scan) for scan in plan.scans])
+        windows, levels = pnet_windows(heads, plan, threshold=self.thresholds[0])
+        # One batched call does facenet-pytorch's NMS within each scale.
+        windows = windows[batched_nms(windows[:, :4], windows[:, 4], levels, _NMS_WITHIN_SCALE)]
+        windows = windows[nms(windows[:, :4], windows[:, 4], _NMS_ACROSS_SCALES)]
+        return square(shift_pnet_windows(windows))
+
+    def _scan(self, table: torch.Tensor, scan: PyramidScan) -> torch.Tensor:
+        """P-Net's outputs for every window of `scan`'s levels: (M, 6)."""
+        heads: torch.Tensor = self.pnet(scan_pixels(table, scan, shift=self._shift), scan.mask)
+        heads = heads.permute(0, 2, 3, 1).reshape(-1, 6)
+        return heads if scan.cells is None else heads.index_select(0, scan.cells)
+
+    def _refine(self, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Stage 2: R-Net rescores and regresses the stage-1 boxes: (N, 5)."""
+        crops, boxes = crop_boxes(table, boxes, size=_RNET_INPUT, shift=self._shift)
+        if not len(boxes):
+            return boxes
+        offsets, probabilities = self.rnet(crops)
+        scores = probabilities[:, 1]
+        passed = scores > self.thresholds[1]
+        boxes = torch.cat((boxes[passed, :4], scores[passed, None]), dim=1)
+        offsets = offsets[passed]
+        keep = nms(boxes[:, :4], boxes[:, 4], _NMS_REFINED)
+        return square(regress(boxes[keep], offsets[keep]))
+
+    def _finish(self, table: torch.Tensor, boxes: torch.Tensor) -> MtcnnFaces:
+        """Stage 3: O-Net scores, landmarks and final boxes, merged by 'Min' NMS."""
+        crops, boxes = crop_boxes(table, boxes, size=_ONET_INPUT, shift=self._shift)
+        if not len(boxes):
+            return MtcnnFaces.empty()
+        offsets, points, probabilities = self.onet(crops)
+        scores = probabilities[:, 1]
+        passed = scores > self.thresholds[2]
+        boxes = torch.cat((boxes[passed, :4], scores[passed, None]), dim=1)
+        landmarks = place_landmarks(boxes, points[passed])
+        boxes = regress(boxes, offsets[passed])
+        keep = nms_min(boxes[:, :4], boxes[:, 4], _NMS_FINAL_MIN)
+        found = boxes[keep].cpu().numpy()
+        return MtcnnFaces(
+            boxes=np.ascontiguousarray(found[:, :4]),
+            probabilities=np.ascontiguousarray(found[:, 4]),
+            landmarks=landmarks[keep].cpu().numpy(),
+        )
+
+
+def _prepared(net: nn.Module, device: torch.device) -> nn.Module:
+    """`net` on `device`, channels-last, in inference mode."""
+    return net.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def integral_image(pixels: torch.Tensor) -> torch.Tensor:
+    """The summed-area table of (H, W, 3) uint8 `pixels`: (H + 1, W + 1, 3) integers.
+
+    Every resize of the cascade is an area resize, each of whose pixels is a
+    mean over a rectangle of whole pixels; with this table each such sum
+    costs four look-ups, whatever the rectangle's size. Integer sums are
+    exact; int32 holds them for images up to 8 megapixels.
+    """
+    height, width = pixels.shape[:2]
+    dtype = torch.int32 if 255 * height * width < 2**31 else torch.int64
+    table = torch.zeros((height + 1, width + 1, 3), dtype=dtype, device=pixels.device)
+    table[1:, 1:] = pixels.cumsum(0, dtype=dtype).cumsum(1, dtype=dtype)
+    return table
+
+
+def framed_content(rgb: Image.Image, *, colour: tuple[int, ...]) -> Span | None:
+    """The smallest rectangle outside which `rgb` is all `colour`; None if it is all `colour`."""
+    plain = Image.new("RGB", rgb.size, colour)
+    box = ImageChops.difference(rgb, plain).getbbox()
+    return None if box is None else Span(top=box[1], bottom=box[3], left=box[0], right=box[2])
+
+
+def pyramid_scales(height: int, width: int, *, min_face_size: int, factor: float) -> list[float]:
+    """Scales at which faces from `min_face_size` up fill P-Net's 12 px window."""
+    scale = PNET_WINDOW / min_face_size
+    side = min(height, width) * scale
+    scales = []
+    while side >= PNET_WINDOW:
+        scales.append(scale)
+        scale *= factor
+        side *= factor
+    return scales
+
+
+@functools.lru_cache(maxsize=16)
+def pyramid_plan(
+    height: int,
+    width: int,
+    content: Span,
+    *,
+    min_face_size: int,
+    factor: float,
+    device: torch.device,
+) -> PyramidPlan:
+    """How P-Net scans the pyramid of a `height` × `width` image to cover `content`.
+
+    Small levels cost P-Net little but its per-call overhead, so they share
+    one pass. Planned with NumPy, whose small-array operations cost far less
+    than PyTorch's, and cached, since a service sees the same sizes again
+    and again.
+    """
+    scales = pyramid_scales(height, width, min_face_size=min_face_size, factor=factor)
+    levels = [level for scale in scales if (level := _plan_level(height, width, scale, content))]
+    small = [level for level in levels if level.weight.size <= _PACKED_LEVEL_PIXELS]
+    scans = [_level_scan(level, device) for level in levels[: len(levels) - len(small)]]
+    if small:
+        scans.append(_packed_scan(small, width, device))
+    cells = np.cumsum([0] + [level.windows for level in levels])
+    return PyramidPlan(
+        scans=tuple(scans),
+        starts=torch.tensor(cells[:-1], dtype=torch.long, device=device),
+        scales=torch.tensor([level.scale for level in levels], device=device),
+        grids=torch.tensor([level.grid for level in levels], device=device).reshape(-1, 3),
+    )
+
+
+def _plan_level(height: int, width: int, scale: float, content: Span) -> _Level | None:
+    """The part of the level at `scale` whose windows reach `content`; None if none do."""
+    size = (int(height * scale + 1), int(width * scale + 1))
+    rows = level_span(height, size[0], content.top, content.bottom)
+    cols = level_span(width, size[1], content.left, content.right)
+    if rows is None or cols is None:
+        return None
+    window_rows, window_cols = (pnet_windows_along(stop - start) for start, stop in (rows, cols))
+    return _Level(
+        scale=scale,
+        rows=area_bins(height, size[0], rows),
+        cols=area_bins(width, size[1], cols),
+        grid=(cols[0] // _PNET_STRIDE, rows[0] // _PNET_STRIDE, window_cols),
+        windows=window_rows * window_cols,
+    )
+
+
+def _level_scan(level: _Level, device: torch.device) -> PyramidScan:
+    """A pass over one level alone, its bins kept separable (small even for huge images)."""
+    return PyramidScan(
+        weight=torch.from_numpy(level.weight[..., None]).to(device),
+        rows=torch.from_numpy(level.rows.ravel()).to(device),
+        cols=torch.from_numpy(level.cols.ravel()).to(device),
+    )
+
+
+def _packed_scan(levels: list[_Level], width: int, device: torch.device) -> PyramidScan:
+    """One pass over small `levels` side by side, top-aligned, each starting on an even column."""
+    widths = [level.cols.shape[1] for level in levels]
+    starts = np.cumsum([0] + [columns + columns % 2 for columns in widths[:-1]]).tolist()
+    shape = (max(level.rows.shape[1] for level in levels), starts[-1] + widths[-1])
+    corners = np.zeros((4, *shape), np.int64)
+    weight = np.zeros(shape, np.float32)
+    mask = np.full((shape[0] - 2, shape[1] - 2), -np.inf, np.float32)
+    for level, start in zip(levels, starts, strict=True):
+        _place(level, start=start, image_width=width, corners=corners, weight=weight, mask=mask)
+    windows_per_row = pnet_windows_along(shape[1])
+    cells = [
+        _cells(level, start, windows_per_row) for level, start in zip(levels, starts, strict=True)
+    ]
+    return PyramidScan(
+        weight=torch.from_numpy(weight[..., None]).to(device),
+        corners=torch.from_numpy(corners.reshape(-1)).to(device),
+        mask=torch.from_numpy(mask[None, None]).to(device),
+        cells=torch.from_numpy(np.concatenate(cells)).to(device),
+    )
+
+
+def _place(
+    level: _Level,
+    *,
+    start: int,
+    image_width: int,
+    corners: NDArray[np.int64],
+    weight: NDArray[np.float32],
+    mask: NDArray[np.float32],
+) -> None:
+    """Write `level` into a packed scan's arrays, its left edge at column `start`."""
+    height, width = level.rows.shape[1], level.cols.shape[1]
+    columns = slice(start, start + width)
+    # Flat table indices of each bin's four corners, in `scan_pixels`' order.
+    rows = level.rows[[0, 1, 0, 1], :, None] * (image_width + 1)
+    corners[:, :height, columns] = rows + level.cols[[0, 0, 1, 1], None, :]
+    weight[:height, columns] = level.weight
+    mask[: height - 2, start : start + width - 2] = 0
+
+
+def _cells(level: _Level, start: int, windows_per_row: int) -> NDArray[np.int64]:
+    """Where `level`'s windows are among a packed pass's outputs, row by row."""
+    rows = np.arange(level.windows // level.grid[2])[:, None] * windows_per_row
+    return (rows + start // _PNET_STRIDE + np.arange(level.grid[2])).ravel()
+
+
+def pnet_windows_along(pixels: int) -> int:
+    """How many windows P-Net scores along an axis of `pixels` (its output's size)."""
+    return (pixels - 1) // _PNET_STRIDE - 4
+
+
+def level_span(length: int, size: int, first: int, end: int) -> tuple[int, int] | None:
+    """Which pixels of a pyramid level P-Net must see to cover image pixels `[first, end)`.
+
+    The level has `size` pixels along an axis of `length` image pixels.
+    Returns `(start, stop)` level pixels, `start` even so that P-Net's stride
+    lines up with a full scan's, or `None` when no window touches them. A
+    level pixel touches `[first, end)` when its area bin does (see `area_bins`).
+    """
+    touching_first = first * size // length
+    touching_last = min(-(-end * size // length), size) - 1
+    window_first = max(0, -(-(touching_first - PNET_WINDOW + 1) // _PNET_STRIDE))
+    window_last = min(pnet_windows_along(size) - 1, touching_last // _PNET_STRIDE)
+    if window_first > window_last:
+        return None
+    stop = min(window_last * _PNET_STRIDE + PNET_WINDOW, size)
+    return window_first * _PNET_STRIDE, stop
+
+
+def area_bins(length: int, size: int, span: tuple[int, int]) -> NDArray[np.int64]:
+    """Image pixels of pixels `span` of an axis of `length` pixels area-resized to `size`.
+
+    The whole-pixel bins of `adaptive_avg_pool2d`, which facenet-pytorch's
+    `interpolate(mode="area")` calls: pixel i averages image pixels
+    floor(i·length/size) to ceil((i + 1)·length/size). Returns (2, n): each
+    bin's past-the-end pixel, then its first.
+    """
+    index = np.arange(span[0], span[1])
+    return np.stack((-(-(index + 1) * length // size), index * length // size))
+
+
+def scan_pixels(table: torch.Tensor, scan: PyramidScan, *, shift: torch.Tensor) -> torch.Tensor:
+    """A scan's pixels, read off the summed-area `table` and normalised: (1, 3, h, w).
+
+    Built as (h, w, 3), the result is a channels-last tensor with no copy.
+    """
+    height, width = scan.weight.shape[:2]
+    if scan.corners is not None:
+        corners = table.view(-1, 3).index_select(0, scan.corners).view(4, height, width, 3)
+        sums = corners[0] - corners[1] - corners[2] + corners[3]
+    else:
+        assert scan.rows is not None and scan.cols is not None
+        band = table.index_select(0, scan.rows).view(2, height, -1, 3)
+        band = band[0] - band[1]
+        sums = band.index_select(1, scan.cols).view(height, 2, width, 3)
+        sums = sums[:, 0] - sums[:, 1]
+    return torch.addcmul(shift, sums, scan.weight).permute(2, 0, 1).unsqueeze(0)
+
+
+def crop_boxes(
+    table: torch.Tensor, boxes: torch.Tensor, *, size: int, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every box's pixels, clipped to the image and area-resized to `size`², at once.
+
+    As in facenet-pytorch's `pad`, each box is truncated to integers and
+    clipped to the image, naming the 1-based inclusive pixels `[x1, x2]`, that
+    is the 0-based `[x1 − 1, x2)`. Boxes wholly outside the image have no
+    pixels and are dropped (facenet-pytorch drops their crops but keeps the
+    boxes, misaligning the two). Returns the normalised (B, 3, size, size)
+    channels-last crops and the boxes kept.
+    """
+    height, width = table.shape[0] - 1, table.shape[1] - 1
+    corners = boxes[:, :4].trunc().long()
+    left_top = corners[:, 0:2].clamp(min=1) - 1
+    right_bottom = torch.minimum(corners[:, 2:4], corners.new_tensor([width, height]))
+    inside = (right_bottom > left_top).all(dim=1)
+    left_top, extent = left_top[inside], (right_bottom - left_top)[inside, :, None]
+    index = torch.arange(size, device=boxes.device)
+    # (B, 2 axes, 2 ends, size): past-the-end and first pixel of each bin, as in `area_bins`.
+    bins = torch.stack((-((-(index + 1) * extent) // size), index * extent // size), dim=2)
+    bins = bins + left_top[:, :, None, None]
+    cols, rows = bins[:, 0], bins[:, 1]
+    flat = rows[:, :, :, None, None] * table.shape[1] + cols[:, None, None, :, :]
+    corner_sums = table.view(-1, 3).index_select(0, flat.flatten()).view(*flat.shape, 3)
+    sums = corner_sums[:, 0, :, 0] - corner_sums[:, 1, :, 0]
+    sums = sums - corner_sums[:, 0, :, 1] + corner_sums[:, 1, :, 1]
+    counts = (rows[:, 0] - rows[:, 1])[:, :, None] * (cols[:, 0] - cols[:, 1])[:, None, :]
+    crops = torch.addcmul(shift, sums, _PIXEL_SCALE / counts[..., None])
+    return crops.permute(0, 3, 1, 2), boxes[inside]
+
+
+def pnet_windows(
+    heads: torch.Tensor, plan: PyramidPlan, *, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """P-Net windows scoring at least `threshold`, and the level each comes from.
+
+    `heads` is P-Net's (M, 6) output for every window of every level of
+    `plan`. Returns (N, 9) rows of box (image pixels), score and four
+    offsets, as facenet-pytorch's `generateBoundingBox`, and (N,) levels.
+    """
+    probabilities = heads[:, :2].softmax(dim=1)[:, 1]
+    picked = torch.nonzero(probabilities >= threshold).flatten()
+    levels = torch.searchsorted(plan.starts, picked, right=True) - 1
+    index, grids = picked - plan.starts[levels], plan.grids[levels]
+    window = torch.stack((index % grids[:, 2], index // grids[:, 2]), dim=1) + grids[:, :2]
+    corner = window.to(heads.dtype) * _PNET_STRIDE
+    scales = plan.scales[levels, None]
+    top_left = ((corner + 1) / scales).floor()
+    bottom_right = ((corner + PNET_WINDOW) / scales).floor()
+    scores = probabilities[picked, None]
+    return torch.cat((top_left, bottom_right, scores, heads[picked, 2:]), dim=1), levels
+
+
+def shift_pnet_windows(windows: torch.Tensor) -> torch.Tensor:
+    """Apply P-Net's regression to its windows: (N, 5) boxes and scores.
+
+    Unlike the later stages, facenet-pytorch scales these offsets by `x2 − x1`
+    (no `+ 1`); kept so that stage 1 proposes the same boxes.
+    """
+    size = (windows[:, 2:4] - windows[:, 0:2]).repeat(1, 2)
+    corners = windows[:, :4] + windows[:, 5:9] * size
+    return torch.cat((corners, windows[:, 4:5]), dim=1)
+
+
+def regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Move each box's corners by `offsets` times its inclusive width and height."""
+    size = (boxes[:, 2:4] - boxes[:, 0:2] + 1).repeat(1, 2)
+    return torch.cat((boxes[:, :4] + offsets * size, boxes[:, 4:]), dim=1)
+
+
+def square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow each box to a square about its centre, its side the longer of its two."""
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    side = size.max(dim=1, keepdim=True).values
+    top_left = boxes[:, 0:2] + size * 0.5 - side * 0.5
+    return torch.cat((top_left, top_left + side, boxes[:, 4:]), dim=1)
+
+
+def place_landmarks(boxes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """O-Net's landmarks, given as fractions of each box, in image pixels: (N, 5, 2)."""
+    size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+    relative = points.reshape(-1, 2, 5).transpose(1, 2)
+    return relative * size[:, None, :] + boxes[:, None, 0:2] - 1
+
+
+def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS whose overlap is intersection over the *smaller* box's area.
+
+    MTCNN ends with it so that a box inside a larger one of the same face is
+    dropped. Areas count inclusive pixels (`+ 1`) as in facenet-pytorch. So
+    few boxes are left by then that a Python loop over their overlaps is cheap.
+    Returns the indices kept, most confident first.
+    """
+    area = (boxes[:, 2:4] - boxes[:, 0:2] + 1).prod(dim=1)
+    top_left = torch.maximum(boxes[:, None, 0:2], boxes[None, :, 0:2])
+    bottom_right = torch.minimum(boxes[:, None, 2:4], boxes[None, :, 2:4])
+    inter = (bottom_right - top_left + 1).clamp(min=0).prod(dim=2)
+    overlap = (inter / torch.minimum(area[:, None], area[None, :])).cpu().numpy()
+    keep: list[int] = []
+    for index in torch.argsort(scores, descending=True).tolist():
+        if all(overlap[index, kept] <= threshold for kept in keep):
+            keep.append(index)
+    return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
