@@ -3,25 +3,29 @@
 facenet-pytorch's `detect_face` spends most of its time outside its networks:
 an `interpolate(mode="area")` per pyramid level, a Python loop that crops and
 area-resizes candidate boxes one at a time for R-Net and O-Net, nets run in a
-memory layout PyTorch's CPU kernels handle slowly, and, on this CPU, tens of
-microseconds of dispatch per tensor operation. This module keeps its P-, R-
-and O-Net weights, scales, thresholds, NMS steps and box arithmetic, and
-replaces the glue:
+memory layout PyTorch's CPU kernels handle slowly, and, on a small CPU, tens
+of microseconds of dispatch for each of hundreds of tensor operations. This
+module keeps its P-, R- and O-Net weights, scales, thresholds, NMS steps and
+box arithmetic, and replaces the glue:
 
 - one summed-area table per image gives every area resize, the pyramid's
   and all candidates' crops alike, in a few gathers: exactly the pixels
   facenet-pytorch feeds its nets, since the sums are integers;
-- each stage crops all its candidates in one call, and the pyramid's
-  geometry is planned once per image size;
-- the nets run channels-last (two to three times faster here);
+- each stage crops all its candidates in one call; the pyramid's geometry
+  is planned once per image size, and its small levels share one P-Net pass;
+- the nets run channels-last (two to three times faster here), P-Net with
+  its two heads fused and a faster first pool;
 - P-Net skips windows lying wholly in a plain frame, such as the grey edge
   padding `MtcnnDetector` adds, when a plain window scores below threshold:
-  such windows all score alike, so the result does not change.
+  such windows all score alike, so the result does not change;
+- candidate boxes, a few hundred numbers, are kept in NumPy on the host.
 
-Cheaper resamplers were tried and rejected: an antialiased bilinear pyramid,
-or `torchvision.ops.roi_align` crops, each moved R- and O-Net scores enough
-to lose or gain faces near a threshold (one of the seven faces of the group
-selfie is lost) and moved some boxes by 15 px or more.
+Boxes, landmarks and probabilities match facenet-pytorch's to float rounding
+(1e-4 px on the shared test photos). Cheaper resamplers were tried first and
+rejected: an antialiased bilinear pyramid, or `torchvision.ops.roi_align`
+crops, each moved R- and O-Net scores enough to lose or gain faces near a
+threshold (one of the seven faces of the group selfie is lost) and moved
+some boxes by 15 px or more.
 
 Boxes follow facenet-pytorch's conventions: (x1, y1, x2, y2) floats whose
 integer parts name 1-based, inclusive pixels when cropping (its `pad` step),
@@ -38,6 +42,7 @@ from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from numpy.typing import NDArray
 from PIL import Image, ImageChops
 from torch import nn
+from torch.nn.functional import max_pool2d, pad
 from torchvision.ops import batched_nms, nms
 
 # P-Net scores 12×12 windows with a stride of 2 pixels at each pyramid level.
@@ -57,6 +62,13 @@ _ONET_INPUT = 48
 # pass costs a third of a millisecond of overhead on the 2-core CPU this was
 # tuned on, more than P-Net's work on such a level.
 _PACKED_LEVEL_PIXELS = 80 * 80
+
+
+# Candidate boxes live on the host: a few hundred numbers per stage, for which
+# each PyTorch operation would cost tens of microseconds (a kernel launch on a
+# GPU), against a few for NumPy's. Rows are (x1, y1, x2, y2, score, ...).
+Boxes = NDArray[np.float32]
+Index = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -127,9 +139,9 @@ class PyramidPlan:
     """
 
     scans: tuple[PyramidScan, ...]
-    starts: torch.Tensor
-    scales: torch.Tensor
-    grids: torch.Tensor
+    starts: NDArray[np.int64]
+    scales: NDArray[np.float32]
+    grids: NDArray[np.int64]
 
 
 class _Level(NamedTuple):
@@ -148,36 +160,55 @@ class _Level(NamedTuple):
         return (_PIXEL_SCALE / counts).astype(np.float32)
 
 
-class PNetHeads(nn.Module):
-    """facenet-pytorch's P-Net with its two 1×1 heads fused into one, and no softmax.
+class MaxPool2(nn.Module):
+    """P-Net's 2×2, stride-2 max pool, on even sizes as maxima of strided views.
 
-    Returns (1, 6, h, w): two face/non-face logits, then four box offsets.
-    P-Net runs once per pyramid level, so each operation saved counts.
+    PyTorch's channels-last max pool is slow for P-Net's ten channels. On
+    even sizes ceil mode pools no partial cells, and the maxima are the same.
+    """
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[-2] % 2 or features.shape[-1] % 2:
+            return max_pool2d(features, 2, 2, ceil_mode=True)
+        rows = torch.maximum(features[..., ::2, :], features[..., 1::2, :])
+        return torch.maximum(rows[..., ::2], rows[..., 1::2])
+
+
+class PNetHeads(nn.Module):
+    """facenet-pytorch's P-Net, its two 1×1 heads fused into one and without softmax.
+
+    Returns (h·w, 6), one row per window, row by row: two face/non-face
+    logits, then four box offsets. P-Net runs once per pyramid scan, so each
+    operation saved counts; on channels-last features the fused head is a
+    single small matrix product that yields the rows directly.
     """
 
     def __init__(self, pnet: PNet) -> None:
         super().__init__()
         self.stem = nn.Sequential(pnet.conv1, pnet.prelu1)
-        self.body = nn.Sequential(pnet.pool1, pnet.conv2, pnet.prelu2, pnet.conv3, pnet.prelu3)
+        self.body = nn.Sequential(MaxPool2(), pnet.conv2, pnet.prelu2, pnet.conv3, pnet.prelu3)
         face, offsets = pnet.conv4_1, pnet.conv4_2
-        self.heads = nn.Conv2d(32, 6, kernel_size=1)
-        self.heads.weight = nn.Parameter(torch.cat((face.weight, offsets.weight)).detach())
+        self.heads = nn.Linear(32, 6)
+        self.heads.weight = nn.Parameter(
+            torch.cat((face.weight, offsets.weight)).flatten(1).detach()
+        )
         self.heads.bias = nn.Parameter(torch.cat((face.bias, offsets.bias)).detach())
 
     def forward(self, pixels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         features = self.stem(pixels)
         if mask is not None:
             features = features + mask
-        heads: torch.Tensor = self.heads(self.body(features))
-        return heads
+        heads: torch.Tensor = self.heads(self.body(features).permute(0, 2, 3, 1))
+        return heads.reshape(-1, 6)
 
 
 class MtcnnCascade:
     """P-Net proposals over an image pyramid, refined by R-Net, finished by O-Net.
 
-    Holds the three pretrained nets on `device`; a detection's tensors stay
-    there, and only the few final faces come back to the CPU. Same defaults
-    as facenet-pytorch's `MTCNN`.
+    Holds the three pretrained nets on `device`, where a detection's images,
+    crops and network work stay; only candidate boxes and scores come back
+    to the host between stages. Same defaults as facenet-pytorch's `MTCNN`.
+    Safe to share between threads: detection changes no state but caches.
     """
 
     def __init__(
@@ -234,10 +265,10 @@ class MtcnnCascade:
         pixel = torch.tensor(colour, dtype=torch.float32, device=self.device) * _PIXEL_SCALE
         window = (pixel + _PIXEL_SHIFT).view(1, 3, 1, 1).expand(1, 3, PNET_WINDOW, PNET_WINDOW)
         heads = self.pnet(window.contiguous(memory_format=torch.channels_last))
-        return float(heads[0, :2, 0, 0].softmax(dim=0)[1]) >= self.thresholds[0]
+        return float(heads[0, :2].softmax(dim=0)[1]) >= self.thresholds[0]
 
-    def _propose(self, table: torch.Tensor, *, content: Span) -> torch.Tensor:
-        """Stage 1: P-Net windows at every scale, merged, regressed and squared: (N, 5)."""
+    def _propose(self, table: torch.Tensor, *, content: Span) -> Boxes:
+        """Stage 1: P-Net windows at every scale, merged, regressed and squared."""
         plan = pyramid_plan(
             table.shape[0] - 1,
             table.shape[1] - 1,
@@ -247,50 +278,48 @@ class MtcnnCascade:
             device=table.device,
         )
         if not plan.scans:
-            return torch.zeros((0, 5), device=table.device)
+            return np.zeros((0, 5), np.float32)
         heads = torch.cat([self._scan(table, scan) for scan in plan.scans])
-        windows, levels = pnet_windows(heads, plan, threshold=self.thresholds[0])
+        probabilities = heads[:, :2].softmax(dim=1)[:, 1]
+        picked = torch.nonzero(probabilities >= self.thresholds[0]).flatten()
+        found = torch.cat((probabilities[picked, None], heads[picked, 2:]), dim=1)
+        windows, levels = pnet_windows(picked.cpu().numpy(), found.cpu().numpy(), plan)
         # One batched call does facenet-pytorch's NMS within each scale.
-        windows = windows[batched_nms(windows[:, :4], windows[:, 4], levels, _NMS_WITHIN_SCALE)]
-        windows = windows[nms(windows[:, :4], windows[:, 4], _NMS_ACROSS_SCALES)]
+        windows = windows[box_nms(windows, _NMS_WITHIN_SCALE, groups=levels)]
+        windows = windows[box_nms(windows, _NMS_ACROSS_SCALES)]
         return square(shift_pnet_windows(windows))
 
     def _scan(self, table: torch.Tensor, scan: PyramidScan) -> torch.Tensor:
         """P-Net's outputs for every window of `scan`'s levels: (M, 6)."""
         heads: torch.Tensor = self.pnet(scan_pixels(table, scan, shift=self._shift), scan.mask)
-        heads = heads.permute(0, 2, 3, 1).reshape(-1, 6)
         return heads if scan.cells is None else heads.index_select(0, scan.cells)
 
-    def _refine(self, table: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Stage 2: R-Net rescores and regresses the stage-1 boxes: (N, 5)."""
+    def _refine(self, table: torch.Tensor, boxes: Boxes) -> Boxes:
+        """Stage 2: R-Net rescores and regresses the stage-1 boxes."""
         crops, boxes = crop_boxes(table, boxes, size=_RNET_INPUT, shift=self._shift)
         if not len(boxes):
             return boxes
-        offsets, probabilities = self.rnet(crops)
+        offsets, probabilities = (output.cpu().numpy() for output in self.rnet(crops))
         scores = probabilities[:, 1]
         passed = scores > self.thresholds[1]
-        boxes = torch.cat((boxes[passed, :4], scores[passed, None]), dim=1)
-        offsets = offsets[passed]
-        keep = nms(boxes[:, :4], boxes[:, 4], _NMS_REFINED)
-        return square(regress(boxes[keep], offsets[keep]))
+        boxes = np.concatenate((boxes[passed, :4], scores[passed, None]), axis=1)
+        keep = box_nms(boxes, _NMS_REFINED)
+        return square(regress(boxes[keep], offsets[passed][keep]))
 
-    def _finish(self, table: torch.Tensor, boxes: torch.Tensor) -> MtcnnFaces:
+    def _finish(self, table: torch.Tensor, boxes: Boxes) -> MtcnnFaces:
         """Stage 3: O-Net scores, landmarks and final boxes, merged by 'Min' NMS."""
         crops, boxes = crop_boxes(table, boxes, size=_ONET_INPUT, shift=self._shift)
         if not len(boxes):
             return MtcnnFaces.empty()
-        offsets, points, probabilities = self.onet(crops)
+        offsets, points, probabilities = (output.cpu().numpy() for output in self.onet(crops))
         scores = probabilities[:, 1]
         passed = scores > self.thresholds[2]
-        boxes = torch.cat((boxes[passed, :4], scores[passed, None]), dim=1)
+        boxes = np.concatenate((boxes[passed, :4], scores[passed, None]), axis=1)
         landmarks = place_landmarks(boxes, points[passed])
         boxes = regress(boxes, offsets[passed])
-        keep = nms_min(boxes[:, :4], boxes[:, 4], _NMS_FINAL_MIN)
-        found = boxes[keep].cpu().numpy()
+        keep = nms_min(boxes, _NMS_FINAL_MIN)
         return MtcnnFaces(
-            boxes=np.ascontiguousarray(found[:, :4]),
-            probabilities=np.ascontiguousarray(found[:, 4]),
-            landmarks=landmarks[keep].cpu().numpy(),
+            boxes=boxes[keep, :4], probabilities=boxes[keep, 4], landmarks=landmarks[keep]
         )
 
 
@@ -309,9 +338,8 @@ def integral_image(pixels: torch.Tensor) -> torch.Tensor:
     """
     height, width = pixels.shape[:2]
     dtype = torch.int32 if 255 * height * width < 2**31 else torch.int64
-    table = torch.zeros((height + 1, width + 1, 3), dtype=dtype, device=pixels.device)
-    table[1:, 1:] = pixels.cumsum(0, dtype=dtype).cumsum(1, dtype=dtype)
-    return table
+    table = pad(pixels.to(dtype), (0, 0, 1, 0, 1, 0))
+    return table.cumsum_(0).cumsum_(1)
 
 
 def framed_content(rgb: Image.Image, *, colour: tuple[int, ...]) -> Span | None:
@@ -356,12 +384,11 @@ def pyramid_plan(
     scans = [_level_scan(level, device) for level in levels[: len(levels) - len(small)]]
     if small:
         scans.append(_packed_scan(small, width, device))
-    cells = np.cumsum([0] + [level.windows for level in levels])
     return PyramidPlan(
         scans=tuple(scans),
-        starts=torch.tensor(cells[:-1], dtype=torch.long, device=device),
-        scales=torch.tensor([level.scale for level in levels], device=device),
-        grids=torch.tensor([level.grid for level in levels], device=device).reshape(-1, 3),
+        starts=np.cumsum([0] + [level.windows for level in levels])[:-1],
+        scales=np.array([level.scale for level in levels], np.float32),
+        grids=np.array([level.grid for level in levels], np.int64).reshape(-1, 3),
     )
 
 
@@ -392,10 +419,13 @@ def _level_scan(level: _Level, device: torch.device) -> PyramidScan:
 
 
 def _packed_scan(levels: list[_Level], width: int, device: torch.device) -> PyramidScan:
-    """One pass over small `levels` side by side, top-aligned, each starting on an even column."""
+    """One pass over small `levels` side by side, top-aligned, each starting on an even column.
+
+    Its sides are even, so that P-Net's first pool is `MaxPool2`'s fast one.
+    """
     widths = [level.cols.shape[1] for level in levels]
-    starts = np.cumsum([0] + [columns + columns % 2 for columns in widths[:-1]]).tolist()
-    shape = (max(level.rows.shape[1] for level in levels), starts[-1] + widths[-1])
+    starts = np.cumsum([0] + [_even(columns) for columns in widths[:-1]]).tolist()
+    shape = (_even(max(level.rows.shape[1] for level in levels)), _even(starts[-1] + widths[-1]))
     corners = np.zeros((4, *shape), np.int64)
     weight = np.zeros(shape, np.float32)
     mask = np.full((shape[0] - 2, shape[1] - 2), -np.inf, np.float32)
@@ -411,6 +441,11 @@ def _packed_scan(levels: list[_Level], width: int, device: torch.device) -> Pyra
         mask=torch.from_numpy(mask[None, None]).to(device),
         cells=torch.from_numpy(np.concatenate(cells)).to(device),
     )
+
+
+def _even(pixels: int) -> int:
+    """`pixels`, rounded up to an even number."""
+    return pixels + pixels % 2
 
 
 def _place(
@@ -492,8 +527,8 @@ def scan_pixels(table: torch.Tensor, scan: PyramidScan, *, shift: torch.Tensor) 
 
 
 def crop_boxes(
-    table: torch.Tensor, boxes: torch.Tensor, *, size: int, shift: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+    table: torch.Tensor, boxes: Boxes, *, size: int, shift: torch.Tensor
+) -> tuple[torch.Tensor, Boxes]:
     """Every box's pixels, clipped to the image and area-resized to `size`², at once.
 
     As in facenet-pytorch's `pad`, each box is truncated to integers and
@@ -504,94 +539,121 @@ def crop_boxes(
     channels-last crops and the boxes kept.
     """
     height, width = table.shape[0] - 1, table.shape[1] - 1
-    corners = boxes[:, :4].trunc().long()
-    left_top = corners[:, 0:2].clamp(min=1) - 1
-    right_bottom = torch.minimum(corners[:, 2:4], corners.new_tensor([width, height]))
-    inside = (right_bottom > left_top).all(dim=1)
-    left_top, extent = left_top[inside], (right_bottom - left_top)[inside, :, None]
-    index = torch.arange(size, device=boxes.device)
-    # (B, 2 axes, 2 ends, size): past-the-end and first pixel of each bin, as in `area_bins`.
-    bins = torch.stack((-((-(index + 1) * extent) // size), index * extent // size), dim=2)
-    bins = bins + left_top[:, :, None, None]
-    cols, rows = bins[:, 0], bins[:, 1]
-    flat = rows[:, :, :, None, None] * table.shape[1] + cols[:, None, None, :, :]
-    corner_sums = table.view(-1, 3).index_select(0, flat.flatten()).view(*flat.shape, 3)
+    corners = np.trunc(boxes[:, :4]).astype(np.int64)
+    left_top = np.maximum(corners[:, 0:2], 1) - 1
+    right_bottom = np.minimum(corners[:, 2:4], (width, height))
+    inside = (right_bottom > left_top).all(axis=1)
+    flat, weight = _crop_bins(left_top[inside], right_bottom[inside], size=size, stride=width + 1)
+    index = torch.from_numpy(flat.ravel()).to(table.device)
+    corner_sums = table.view(-1, 3).index_select(0, index).view(*flat.shape, 3)
     sums = corner_sums[:, 0, :, 0] - corner_sums[:, 1, :, 0]
     sums = sums - corner_sums[:, 0, :, 1] + corner_sums[:, 1, :, 1]
-    counts = (rows[:, 0] - rows[:, 1])[:, :, None] * (cols[:, 0] - cols[:, 1])[:, None, :]
-    crops = torch.addcmul(shift, sums, _PIXEL_SCALE / counts[..., None])
+    crops = torch.addcmul(shift, sums, torch.from_numpy(weight).to(table.device))
     return crops.permute(0, 3, 1, 2), boxes[inside]
 
 
-def pnet_windows(
-    heads: torch.Tensor, plan: PyramidPlan, *, threshold: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """P-Net windows scoring at least `threshold`, and the level each comes from.
+def _crop_bins(
+    left_top: NDArray[np.int64], right_bottom: NDArray[np.int64], *, size: int, stride: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Where to read each crop pixel's bin corners off the table, and what to scale its sum by.
 
-    `heads` is P-Net's (M, 6) output for every window of every level of
-    `plan`. Returns (N, 9) rows of box (image pixels), score and four
-    offsets, as facenet-pytorch's `generateBoundingBox`, and (N,) levels.
+    Returns flat table indices, (B, 2, size, 2, size) for (box, row end or
+    start, row, column end or start, column), and (B, size, size, 1) weights.
     """
-    probabilities = heads[:, :2].softmax(dim=1)[:, 1]
-    picked = torch.nonzero(probabilities >= threshold).flatten()
-    levels = torch.searchsorted(plan.starts, picked, right=True) - 1
+    extent = (right_bottom - left_top)[:, :, None]
+    index = np.arange(size)
+    # (B, axis, end or start, size): as in `area_bins`, each bin's past-the-end and first pixel.
+    bins = np.stack((-(-(index + 1) * extent // size), index * extent // size), axis=2)
+    bins += left_top[:, :, None, None]
+    cols, rows = bins[:, 0], bins[:, 1]
+    flat = rows[:, :, :, None, None] * stride + cols[:, None, None, :, :]
+    counts = (rows[:, 0] - rows[:, 1])[:, :, None] * (cols[:, 0] - cols[:, 1])[:, None, :]
+    return flat, (_PIXEL_SCALE / counts[..., None]).astype(np.float32)
+
+
+def pnet_windows(
+    picked: NDArray[np.int64], found: NDArray[np.float32], plan: PyramidPlan
+) -> tuple[Boxes, NDArray[np.int64]]:
+    """Boxes of the P-Net windows `picked` among all of `plan`'s, and the level of each.
+
+    `found` holds each picked window's score and four offsets. Returns (N, 9)
+    rows of box (image pixels), score and offsets, as facenet-pytorch's
+    `generateBoundingBox`, and (N,) levels.
+    """
+    levels = np.searchsorted(plan.starts, picked, side="right") - 1
     index, grids = picked - plan.starts[levels], plan.grids[levels]
-    window = torch.stack((index % grids[:, 2], index // grids[:, 2]), dim=1) + grids[:, :2]
-    corner = window.to(heads.dtype) * _PNET_STRIDE
+    window = np.stack((index % grids[:, 2], index // grids[:, 2]), axis=1) + grids[:, :2]
+    corner = (window * _PNET_STRIDE).astype(np.float32)
     scales = plan.scales[levels, None]
-    top_left = ((corner + 1) / scales).floor()
-    bottom_right = ((corner + PNET_WINDOW) / scales).floor()
-    scores = probabilities[picked, None]
-    return torch.cat((top_left, bottom_right, scores, heads[picked, 2:]), dim=1), levels
+    top_left = np.floor((corner + 1) / scales)
+    bottom_right = np.floor((corner + PNET_WINDOW) / scales)
+    return np.concatenate((top_left, bottom_right, found), axis=1), levels
 
 
-def shift_pnet_windows(windows: torch.Tensor) -> torch.Tensor:
+def box_nms(boxes: Boxes, threshold: float, *, groups: NDArray[np.int64] | None = None) -> Index:
+    """torchvision's NMS, as facenet-pytorch uses it, on (N, 5+) boxes and scores.
+
+    Within each group separately when `groups` is given. Returns the indices
+    kept, most confident first.
+    """
+    corners, scores = torch.from_numpy(boxes[:, :4]), torch.from_numpy(boxes[:, 4])
+    if groups is None:
+        keep = nms(corners, scores, threshold)
+    else:
+        keep = batched_nms(corners, scores, torch.from_numpy(groups), threshold)
+    kept: Index = keep.numpy()
+    return kept
+
+
+def shift_pnet_windows(windows: Boxes) -> Boxes:
     """Apply P-Net's regression to its windows: (N, 5) boxes and scores.
 
     Unlike the later stages, facenet-pytorch scales these offsets by `x2 − x1`
     (no `+ 1`); kept so that stage 1 proposes the same boxes.
     """
-    size = (windows[:, 2:4] - windows[:, 0:2]).repeat(1, 2)
+    size = np.tile(windows[:, 2:4] - windows[:, 0:2], 2)
     corners = windows[:, :4] + windows[:, 5:9] * size
-    return torch.cat((corners, windows[:, 4:5]), dim=1)
+    return np.concatenate((corners, windows[:, 4:5]), axis=1)
 
 
-def regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+def regress(boxes: Boxes, offsets: NDArray[np.float32]) -> Boxes:
     """Move each box's corners by `offsets` times its inclusive width and height."""
-    size = (boxes[:, 2:4] - boxes[:, 0:2] + 1).repeat(1, 2)
-    return torch.cat((boxes[:, :4] + offsets * size, boxes[:, 4:]), dim=1)
+    size = np.tile(boxes[:, 2:4] - boxes[:, 0:2] + 1, 2)
+    return np.concatenate((boxes[:, :4] + offsets * size, boxes[:, 4:]), axis=1)
 
 
-def square(boxes: torch.Tensor) -> torch.Tensor:
+def square(boxes: Boxes) -> Boxes:
     """Grow each box to a square about its centre, its side the longer of its two."""
     size = boxes[:, 2:4] - boxes[:, 0:2]
-    side = size.max(dim=1, keepdim=True).values
+    side = size.max(axis=1, keepdims=True)
     top_left = boxes[:, 0:2] + size * 0.5 - side * 0.5
-    return torch.cat((top_left, top_left + side, boxes[:, 4:]), dim=1)
+    return np.concatenate((top_left, top_left + side, boxes[:, 4:]), axis=1)
 
 
-def place_landmarks(boxes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def place_landmarks(boxes: Boxes, points: NDArray[np.float32]) -> NDArray[np.float32]:
     """O-Net's landmarks, given as fractions of each box, in image pixels: (N, 5, 2)."""
     size = boxes[:, 2:4] - boxes[:, 0:2] + 1
-    relative = points.reshape(-1, 2, 5).transpose(1, 2)
+    relative = points.reshape(-1, 2, 5).transpose(0, 2, 1)
     return relative * size[:, None, :] + boxes[:, None, 0:2] - 1
 
 
-def nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy NMS whose overlap is intersection over the *smaller* box's area.
+def nms_min(boxes: Boxes, threshold: float) -> Index:
+    """Greedy NMS of (N, 5) boxes and scores, overlap measured over the *smaller* box.
 
     MTCNN ends with it so that a box inside a larger one of the same face is
-    dropped. Areas count inclusive pixels (`+ 1`) as in facenet-pytorch. So
-    few boxes are left by then that a Python loop over their overlaps is cheap.
-    Returns the indices kept, most confident first.
+    dropped. As facenet-pytorch's `nms_numpy`: areas count inclusive pixels
+    (`+ 1`), and the same ascending `argsort` orders the scores, so that ties
+    (scores of exactly 1.0 are common) resolve alike. Returns the indices
+    kept, most confident first.
     """
-    area = (boxes[:, 2:4] - boxes[:, 0:2] + 1).prod(dim=1)
-    top_left = torch.maximum(boxes[:, None, 0:2], boxes[None, :, 0:2])
-    bottom_right = torch.minimum(boxes[:, None, 2:4], boxes[None, :, 2:4])
-    inter = (bottom_right - top_left + 1).clamp(min=0).prod(dim=2)
-    overlap = (inter / torch.minimum(area[:, None], area[None, :])).cpu().numpy()
-    keep: list[int] = []
-    for index in torch.argsort(scores, descending=True).tolist():
-        if all(overlap[index, kept] <= threshold for kept in keep):
-            keep.append(index)
-    return torch.as_tensor(keep, dtype=torch.long, device=boxes.device)
+    area = np.prod(boxes[:, 2:4] - boxes[:, 0:2] + 1, axis=1)
+    top_left = np.maximum(boxes[:, None, 0:2], boxes[None, :, 0:2])
+    bottom_right = np.minimum(boxes[:, None, 2:4], boxes[None, :, 2:4])
+    inter = np.prod(np.maximum(0.0, bottom_right - top_left + 1), axis=2)
+    overlap = inter / np.minimum(area[:, None], area[None, :])
+    order, keep = np.argsort(boxes[:, 4]), []
+    while order.size:
+        best, order = order[-1], order[:-1]
+        keep.append(best)
+        order = order[overlap[best, order] <= threshold]
+    return np.array(keep, np.int64)
