@@ -9,10 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.vision.backbones.registry import BACKBONES
+from app.vision.backbones.finetuned import finetuned_models
+from app.vision.backbones.registry import BACKBONES, is_known_backbone
 
 MiB = 1024 * 1024
 
@@ -35,7 +36,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         default=Path("models"), description="Fine-tuned checkpoints, each with its model card."
     )
-    backbone: str = Field(default="dlib-resnet", description="Embedding network, by name.")
+    backbone: str = Field(
+        default="dlib-resnet",
+        description="Embedding network of a fresh gallery, by name: a built-in one or a "
+        "fine-tuned model under MODELS_DIR. A gallery keeps the model it was last reindexed to.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where torch runs; auto = CUDA when present."
     )
@@ -69,13 +74,16 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `lineup serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `lineup serve` listens on.")
 
-    @field_validator("backbone")
-    @classmethod
-    def _known_backbone(cls, name: str) -> str:
-        if name not in BACKBONES:
-            known = ", ".join(sorted(BACKBONES))
-            raise ValueError(f"unknown backbone {name!r}; LINEUP_BACKBONE must be one of: {known}")
-        return name
+    @model_validator(mode="after")
+    def _known_backbone(self) -> "Settings":
+        if not is_known_backbone(self.backbone, models_dir=self.models_dir):
+            tuned = ", ".join(finetuned_models(self.models_dir)) or "none found"
+            raise ValueError(
+                f"unknown backbone {self.backbone!r}; LINEUP_BACKBONE must be one of: "
+                f"{', '.join(sorted(BACKBONES))} (built in), or the name of a fine-tuned "
+                f"model folder under LINEUP_MODELS_DIR={self.models_dir} ({tuned})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _weights_exist(self) -> "Settings":

@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from app.training.network import EmbeddingNetwork
-from app.vision.backbones.dlib_resnet import DlibFaceResNet
 
-WEIGHTS_FILE = "weights.safetensors"
+# Reading the weights back is the fine-tuned backbone's job; re-exported for training code.
+from app.vision.backbones.finetuned import WEIGHTS_FILE as WEIGHTS_FILE
+from app.vision.backbones.finetuned import load_trained_network as load_trained_network
+
 _STATE_NAME = re.compile(r"epoch_(\d+)\.pt")
 
 
@@ -92,18 +94,6 @@ def save_weights(directory: Path, network: EmbeddingNetwork) -> Path:
     save_file(tensors, partial)
     os.replace(partial, path)
     return path
-
-
-def load_trained_network(directory: Path, *, device: torch.device) -> EmbeddingNetwork:
-    """A fresh network holding `directory`'s `weights.safetensors`, in eval mode on `device`."""
-    path = directory / WEIGHTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no fine-tuned weights at {path}; train first")
-    tensors = load_file(path)
-    head_dim = tensors["head.weight"].shape[0] if "head.weight" in tensors else None
-    network = EmbeddingNetwork(DlibFaceResNet(), head_dim=head_dim)
-    network.load_state_dict(tensors)
-    return network.to(device).eval()
 
 
 def _state_paths(directory: Path) -> list[Path]:

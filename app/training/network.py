@@ -8,7 +8,9 @@ do train get a smaller learning rate than the new projection head.
 The head (Linear 128→d, no bias) exists for the embedding-size experiment. It
 starts as an orthogonal projection, which keeps the pretrained geometry
 (nearly) intact instead of scrambling it with random weights; at d = 128 it
-keeps every similarity exactly, so training begins where dlib left off.
+keeps every similarity exactly, so training begins where dlib left off. The
+`EmbeddingNetwork` class is in `app.vision.backbones.embedding_network`, so
+that serving a fine-tuned model needs nothing from this package.
 """
 
 from collections.abc import Sequence
@@ -16,44 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from app.vision.backbones.dlib_backbone import default_weights_path
-from app.vision.backbones.dlib_resnet import EMBEDDING_DIM, STAGES, DlibFaceResNet
+from app.vision.backbones.dlib_resnet import STAGES, DlibFaceResNet
+
+# The network itself lives with the backbones, which serve it once trained.
+from app.vision.backbones.embedding_network import EmbeddingNetwork as EmbeddingNetwork
 
 # Input side first; `freeze_depth = k` freezes BLOCKS[:k].
 BLOCKS = ("stem", "stage1", "stage2", "stage3", "stage4", "stage5", "fc")
 DEFAULT_FREEZE_DEPTH = 3  # the stem and the 32- and 64-channel stages
-
-
-class EmbeddingNetwork(nn.Module):
-    """150×150 RGB chips (N×3×150×150 floats, 0..255) → N×D unit-length embeddings."""
-
-    def __init__(
-        self, backbone: DlibFaceResNet, *, head_dim: int | None = None, seed: int = 0
-    ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head: nn.Linear | None = None
-        if head_dim is not None:
-            self.head = nn.Linear(EMBEDDING_DIM, head_dim, bias=False)
-            # Its own generator: the same seed gives the same head, whatever else ran before.
-            generator = torch.Generator().manual_seed(seed)
-            with torch.no_grad():
-                nn.init.orthogonal_(self.head.weight, generator=generator)
-
-    @property
-    def embedding_dim(self) -> int:
-        return EMBEDDING_DIM if self.head is None else self.head.out_features
-
-    def forward(self, pixels: Tensor) -> Tensor:
-        """L2-normalised embeddings of a batch of chips."""
-        descriptors: Tensor = self.backbone(pixels)
-        if self.head is not None:
-            descriptors = self.head(descriptors)
-        return F.normalize(descriptors, dim=1)
 
 
 def pretrained_network(

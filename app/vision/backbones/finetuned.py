@@ -1,0 +1,103 @@
+"""Fine-tuned models as backbones: `models/<name>/weights.safetensors`, chosen by folder name.
+
+Training writes the folder (`app.training.trainer`); here it is only read. The
+version is the hash of the very bytes that were loaded, so a file replaced
+between hashing and loading cannot give weights a version they do not have.
+"""
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from safetensors.torch import load as load_safetensors
+
+from app.vision.alignment_template import DLIB_150, AlignmentTemplate
+from app.vision.backbones.dlib_resnet import INPUT_SIZE, DlibFaceResNet, fold_for_inference
+from app.vision.backbones.embedding_network import EmbeddingNetwork
+from app.vision.backbones.weights import VERSION_HEX_DIGITS, WeightsMissing
+
+WEIGHTS_FILE = "weights.safetensors"
+# A model's name is a folder name under the models dir: no separators, no leading dot.
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def is_model_name(name: str) -> bool:
+    """Whether `name` may name a fine-tuned model (and so a folder under the models dir)."""
+    return MODEL_NAME.fullmatch(name) is not None
+
+
+def finetuned_models(models_dir: Path) -> list[str]:
+    """The names of the folders under `models_dir` that hold fine-tuned weights, sorted."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in models_dir.iterdir()
+        if is_model_name(entry.name) and (entry / WEIGHTS_FILE).is_file()
+    )
+
+
+def load_trained_network(directory: Path, *, device: torch.device) -> EmbeddingNetwork:
+    """A fresh network holding `directory`'s `weights.safetensors`, in eval mode on `device`."""
+    network, _ = _load(directory, device=device)
+    return network
+
+
+def _load(directory: Path, *, device: torch.device) -> tuple[EmbeddingNetwork, str]:
+    """The network and the version (hash) of the bytes it was loaded from."""
+    path = directory / WEIGHTS_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise WeightsMissing(f"no fine-tuned weights at {path}; train first") from None
+    tensors = load_safetensors(data)
+    head_dim = tensors["head.weight"].shape[0] if "head.weight" in tensors else None
+    network = EmbeddingNetwork(DlibFaceResNet(), head_dim=head_dim)
+    network.load_state_dict(tensors)
+    version = hashlib.sha256(data).hexdigest()[:VERSION_HEX_DIGITS]
+    return network.to(device).eval(), version
+
+
+class FineTunedBackbone:
+    """A fine-tuned dlib ResNet (and head) behind the `Backbone` protocol; 150×150 chips.
+
+    Its chips are aligned like dlib's (`DLIB_150`), since fine-tuning starts
+    from dlib's network and trains on chips cut that way.
+    """
+
+    template: AlignmentTemplate = DLIB_150
+
+    def __init__(self, *, name: str, directory: Path, device: torch.device) -> None:
+        network, self.version = _load(directory, device=device)
+        self.name = name
+        self.device = device
+        self.embedding_dim: int = network.embedding_dim
+        # The same function, faster: affines folded into their convolutions.
+        self._backbone = fold_for_inference(network.backbone)
+        self._head = None if network.head is None else network.head.requires_grad_(False)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square chip, in pixels, that `embed` expects."""
+        return INPUT_SIZE
+
+    def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """Embed `chips` (N×150×150×3 RGB uint8) as an N×D L2-normalised float32 array."""
+        expected = (INPUT_SIZE, INPUT_SIZE, 3)
+        if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != expected:
+            raise ValueError(
+                f"chips must be uint8 Nx{INPUT_SIZE}x{INPUT_SIZE}x3, "
+                f"got {chips.dtype} {chips.shape}"
+            )
+        if len(chips) == 0:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        with torch.inference_mode():
+            pixels = torch.from_numpy(np.require(chips, requirements=("C", "W"))).to(self.device)
+            descriptors = self._backbone(pixels.permute(0, 3, 1, 2).float())
+            if self._head is not None:
+                descriptors = self._head(descriptors)
+            unit = torch.nn.functional.normalize(descriptors, dim=1)
+            return unit.cpu().numpy().astype(np.float32, copy=False)
