@@ -13,6 +13,7 @@ from app.config import Settings, get_settings
 from app.gallery.startup import open_gallery
 from app.jobs.service import start_jobs
 from app.vision.embedder import FaceEmbedder
+from app.web.site import install_pages
 
 DESCRIPTION = """
 Lineup keeps a gallery of known people and answers probe photos with ranked
@@ -50,4 +51,5 @@ def create_app(
     install_error_handlers(app)
     for module in (subjects, faces, search, health, admin):
         app.include_router(module.router)
+    install_pages(app)
     return app

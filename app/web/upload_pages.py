@@ -1,0 +1,54 @@
+"""`/enroll` and `/probe`: pages whose work is done by their scripts through the JSON API.
+
+The enroll script creates the subject (`POST /subjects`) and sends every
+dropped photo in one `POST /subjects/{id}/photos`; the probe script sends the
+photo once to `POST /probe` and re-ranks the kept answer in the browser when
+the threshold moves. These routes only render the forms with their defaults.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from app.api.deps import GalleryDep, SettingsDep
+from app.gallery.errors import SubjectNotFound
+from app.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/enroll", response_class=HTMLResponse)
+def enroll_page(
+    request: Request,
+    gallery: GalleryDep,
+    subject: Annotated[int | None, Query(description="Add photos to this subject.")] = None,
+) -> HTMLResponse:
+    """A new subject with photos, or (`?subject=ID`) more photos for an existing one."""
+    existing = None
+    if subject is not None:
+        try:
+            existing = gallery.get_subject(subject)
+        except SubjectNotFound as error:
+            return render(request, "not_found.html", {"message": str(error)}, status=404)
+    return render(request, "enroll.html", {"subject": existing})
+
+
+@router.get("/probe", response_class=HTMLResponse)
+def probe_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> HTMLResponse:
+    """The probe form, its threshold control set to the threshold probes use by default."""
+    stats = gallery.stats()
+    version = stats.model_version
+    threshold = (
+        settings.match_threshold if settings.match_threshold is not None else version.threshold
+    )
+    return render(
+        request,
+        "probe.html",
+        {
+            "threshold": threshold,
+            "default_k": settings.default_k,
+            "backbone": version.backbone,
+            "face_count": stats.index_size,
+        },
+    )
