@@ -64,7 +64,7 @@ class ReindexResult:
 
 
 @dataclass(frozen=True)
-class _FaceSource:
+class FaceSource:
     """Where a face's pixels are: its chip, cut for `chip_alignment`, or its photo."""
 
     face_id: int
@@ -97,7 +97,7 @@ def reindex(
     stop = cancelled or (lambda: False)
     embedder = FaceEmbedder(
         detector=context.runtime.embedder.detector,
-        backbone=create_backbone(backbone, device=device, weights=weights),
+        backbone=create_backbone(backbone, device=device, weights=weights, models_dir=models_dir),
         batch_size=batch_size,
     )
     version = _register(context, embedder, models_dir)
@@ -174,12 +174,12 @@ def _embed_batch(
     then the face's first embedding says which template its chip was cut for.
     """
     with session_scope(context.sessions) as session:
-        sources = _face_sources(session, face_ids)
+        sources = face_sources(session, face_ids)
     chips: dict[int, Chip] = {}
     realigned = 0
     for source in sources:
         try:
-            chips[source.face_id], fresh = _chip_for(context, embedder, source)
+            chips[source.face_id], fresh = chip_for(context, embedder, source)
         except FileNotFoundError:
             continue  # deleted meanwhile; if it was not, the catch-up fails loudly on it
         realigned += fresh
@@ -188,7 +188,7 @@ def _embed_batch(
     with context.write_lock, session_scope(context.sessions) as session:
         present = set(session.scalars(select(Face.id).where(Face.id.in_(list(chips)))))
         session.execute(delete(Embedding).where(_of(version), Embedding.face_id.in_(face_ids)))
-        _store(
+        store_vectors(
             session, version, {f: v for f, v in zip(chips, vectors, strict=True) if f in present}
         )
     return realigned
@@ -207,13 +207,15 @@ def _switch(
             raise OperationCancelled("the reindex was cancelled")
         with session_scope(context.sessions) as session:
             missing = list(
-                session.scalars(select(Face.id).where(~_has_embedding(version)).order_by(Face.id))
+                session.scalars(select(Face.id).where(~has_embedding(version)).order_by(Face.id))
             )
-            sources = _face_sources(session, missing)
-        chips = [_chip_for(context, embedder, source)[0] for source in sources]
+            sources = face_sources(session, missing)
+        chips = [chip_for(context, embedder, source)[0] for source in sources]
         vectors = embedder.embed_chips(chips)
         with session_scope(context.sessions) as session:
-            _store(session, version, {s.face_id: v for s, v in zip(sources, vectors, strict=True)})
+            store_vectors(
+                session, version, {s.face_id: v for s, v in zip(sources, vectors, strict=True)}
+            )
             stored = set(session.scalars(select(Embedding.face_id).where(_of(version))))
         index.remove([int(face_id) for face_id in index.index.ids() if face_id not in stored])
         for source, vector in zip(sources, vectors, strict=True):
@@ -227,7 +229,7 @@ def _switch(
     return len(missing)
 
 
-def _face_sources(session: Session, face_ids: list[int]) -> list[_FaceSource]:
+def face_sources(session: Session, face_ids: list[int]) -> list[FaceSource]:
     """The faces among `face_ids` that still exist, with the alignment their chip was cut for.
 
     A chip is cut for the version active at enrollment, which wrote the face's
@@ -249,13 +251,13 @@ def _face_sources(session: Session, face_ids: list[int]) -> list[_FaceSource]:
         .order_by(Face.id)
     )
     return [
-        _FaceSource(face.id, face.subject_id, face.chip_path, photo_path, face.landmarks, alignment)
+        FaceSource(face.id, face.subject_id, face.chip_path, photo_path, face.landmarks, alignment)
         for face, photo_path, alignment in rows
     ]
 
 
-def _chip_for(
-    context: GalleryContext, embedder: FaceEmbedder, source: _FaceSource
+def chip_for(
+    context: GalleryContext, embedder: FaceEmbedder, source: FaceSource
 ) -> tuple[Chip, bool]:
     """The face as the new backbone's chip: the stored one if it was cut for the same
     template, else re-aligned from the stored photo with the stored landmarks (True)."""
@@ -269,7 +271,7 @@ def _chip_for(
     return align_face(image, np.asarray(source.landmarks, dtype=np.float64), template), True
 
 
-def _store(
+def store_vectors(
     session: Session, version: ModelVersionInfo, vectors: dict[int, NDArray[np.float32]]
 ) -> None:
     session.add_all(
@@ -278,7 +280,7 @@ def _store(
     )
 
 
-def _has_embedding(version: ModelVersionInfo) -> Exists:
+def has_embedding(version: ModelVersionInfo) -> Exists:
     """True for a face that has an embedding under `version`."""
     return exists().where(Embedding.face_id == Face.id, _of(version))
 
