@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.gallery import errors as gallery
 from app.schemas import ErrorBody
 from app.vision import errors as vision
+from app.vision.backbones.registry import UnknownBackbone
 
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     gallery.SubjectNotFound: 404,
@@ -22,6 +23,8 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     gallery.JobConflict: 409,
     gallery.JobNotFound: 404,
     gallery.JobFinished: 409,
+    gallery.RetrainRefused: 422,
+    UnknownBackbone: 422,
     vision.EmptyImage: 400,
     vision.UnreadableImage: 415,
     vision.TruncatedImage: 400,

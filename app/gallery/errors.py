@@ -74,5 +74,11 @@ class JobFinished(GalleryError):
     code = "job_finished"
 
 
+class RetrainRefused(GalleryError):
+    """A retrain cannot start: its data is missing or too small, or its name is taken."""
+
+    code = "retrain_refused"
+
+
 class OperationCancelled(Exception):
     """A long operation stopped between two steps because its caller asked it to."""

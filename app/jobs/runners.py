@@ -2,32 +2,21 @@
 
 A runner gets the app's `JobContext`, the job's parameters, a `progress`
 callback and a `cancelled` question, and returns the job's result as JSON.
-`retrain` joins the table when training is wired to the gallery; until then
-it is not a kind the API offers.
+`retrain` (in `app.jobs.retrain`) fine-tunes a new model; `reindex` puts a
+model, built-in or fine-tuned, in service.
 """
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from app.config import Settings
 from app.gallery.probe import version_view
 from app.gallery.reindex import Cancelled, Progress
-from app.gallery.service import Gallery
+from app.jobs.context import JobContext as JobContext
+from app.jobs.context import JobRunner as JobRunner
+from app.jobs.retrain import run_retrain
 from app.jobs.schemas import ReindexRequest
 from app.vision.device import resolve_device
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """What a runner may use: the app's gallery and its settings (device, weights, models)."""
-
-    gallery: Gallery
-    settings: Settings
-
-
-JobRunner = Callable[[JobContext, dict[str, Any], Progress, Cancelled], dict[str, Any]]
 
 
 def run_reindex(
@@ -52,4 +41,6 @@ def run_reindex(
     }
 
 
-RUNNERS: Final[Mapping[str, JobRunner]] = MappingProxyType({"reindex": run_reindex})
+RUNNERS: Final[Mapping[str, JobRunner]] = MappingProxyType(
+    {"reindex": run_reindex, "retrain": run_retrain}
+)

@@ -1,11 +1,18 @@
 """The shapes of job requests and answers, for the admin API and the CLI."""
 
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
+from app.training.train_config import TrainConfig
+from app.vision.backbones.finetuned import MODEL_NAME, is_model_name
 from app.vision.backbones.registry import BACKBONES
+from app.vision.device import DeviceName
+
+DEFAULT_CLASSES_PER_BATCH = 16
 
 JobKind = Literal["retrain", "reindex"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -38,11 +45,97 @@ class ReindexRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backbone: str = Field(description="Embedding network, by name (as LINEUP_BACKBONE).")
+    backbone: str = Field(
+        description="Embedding network, by name (as LINEUP_BACKBONE): a built-in one or a "
+        "fine-tuned model under the models dir."
+    )
 
     @field_validator("backbone")
     @classmethod
-    def _known_backbone(cls, name: str) -> str:
-        if name not in BACKBONES:
-            raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    def _plausible_backbone(cls, name: str) -> str:
+        """Only the form here; whether a fine-tuned model of that name exists is asked
+        of the models dir when the job is submitted."""
+        if name not in BACKBONES and not is_model_name(name):
+            raise ValueError(f"unknown backbone {name!r}; built in: {', '.join(BACKBONES)}")
         return name
+
+
+class FolderDataset(BaseModel):
+    """A photo tree on the server, one sub-folder per identity (optionally one part of a split)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["folder"]
+    path: Path = Field(description="Server-side folder; one sub-folder per identity.")
+    split: Path | None = Field(default=None, description="Identity split JSON, e.g. celeba's.")
+    part: str = Field(default="train", description="Which identities of the split.")
+
+
+class GalleryDataset(BaseModel):
+    """The gallery's own subjects with at least `min_photos` enrolled faces, from stored chips."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["gallery"]
+    min_photos: int = Field(default=4, ge=2, le=1000)
+
+
+class RetrainRequest(BaseModel):
+    """Fine-tune dlib's ResNet into a new model `name` (a folder under the models dir).
+
+    The hyperparameters are `TrainConfig`'s; `classes_per_batch` defaults to
+    16 or the number of identities, whichever is smaller.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=f"^{MODEL_NAME.pattern}$", description="The new model's name and folder name."
+    )
+    dataset: Annotated[FolderDataset | GalleryDataset, Field(discriminator="kind")]
+    loss: str = "triplet"
+    miner: str | None = None
+    margin: float = Field(default=0.2, gt=0.0, le=2.0)
+    epochs: int = Field(default=10, ge=1, le=1000)
+    m_per_class: int = Field(default=4, ge=2, le=64)
+    classes_per_batch: int | None = Field(default=None, ge=2, le=1024)
+    batches_per_epoch: int | None = Field(default=None, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    freeze_depth: int = Field(default=DEFAULT_FREEZE_DEPTH, ge=0, le=len(BLOCKS))
+    head_dim: int | None = Field(default=None, ge=2, le=4096)
+    augment: bool = True
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _not_built_in(cls, name: str) -> str:
+        if name in BACKBONES:
+            raise ValueError(f"{name!r} is a built-in backbone; choose a new name")
+        return name
+
+    @model_validator(mode="after")
+    def _trainable(self) -> "RetrainRequest":
+        """Unknown losses and miners fail now, not when the job runs."""
+        self.train_config(checkpoint_dir=Path("unused"), identities=2, device="cpu")
+        return self
+
+    def train_config(
+        self, *, checkpoint_dir: Path, identities: int, device: DeviceName
+    ) -> TrainConfig:
+        """The run this request asks for, on data with `identities` identities."""
+        return TrainConfig(
+            checkpoint_dir=checkpoint_dir,
+            loss=self.loss,
+            miner=self.miner,
+            margin=self.margin,
+            epochs=self.epochs,
+            m_per_class=self.m_per_class,
+            classes_per_batch=self.classes_per_batch or min(DEFAULT_CLASSES_PER_BATCH, identities),
+            batches_per_epoch=self.batches_per_epoch,
+            lr=self.lr,
+            freeze_depth=self.freeze_depth,
+            head_dim=self.head_dim,
+            augment=self.augment,
+            seed=self.seed,
+            device=device,
+        )

@@ -279,18 +279,24 @@ def test_a_reindex_job_runs_through_the_api_and_back(
 
 
 @pytest.mark.parametrize(
-    "body",
-    [{"backbone": "no-such-net"}, {"backbone": "dlib-resnet", "weights": "/tmp/x.pt"}, {}],
-    ids=["unknown backbone", "weights are not for HTTP", "no backbone"],
+    ("body", "code"),
+    [
+        ({"backbone": "no-such-net"}, "unknown_backbone"),
+        ({"backbone": "No/Such/Net"}, "invalid_request"),
+        ({"backbone": "dlib-resnet", "weights": "/tmp/x.pt"}, "invalid_request"),
+        ({}, "invalid_request"),
+    ],
+    ids=["unknown backbone", "not a model name", "weights are not for HTTP", "no backbone"],
 )
 def test_bad_reindex_requests_are_refused(
-    open_client: Callable[..., Any], tmp_path: Path, body: dict[str, str]
+    open_client: Callable[..., Any], tmp_path: Path, body: dict[str, str], code: str
 ) -> None:
     with open_client(tmp_path / "data", match_threshold=THRESHOLD) as client:
         response = client.post("/admin/reindex", json=body)
-        assert response.status_code == 422 and response.json()["code"] == "invalid_request"
+        assert response.status_code == 422 and response.json()["code"] == code
+        if code == "unknown_backbone":
+            assert "built in: dlib-resnet" in response.json()["detail"]
         assert client.get("/admin/jobs").json() == []
-        assert client.post("/admin/retrain", json={}).status_code == 404
 
 
 def test_cancelling_a_reindex_leaves_the_old_model_in_place(

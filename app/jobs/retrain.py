@@ -1,0 +1,158 @@
+"""Retraining: fine-tune a new model on a photo tree or on the gallery, as a background job.
+
+`check_retrain` refuses, when the job is submitted, what could only fail later:
+a name already taken, a folder that is not there, too few identities for the
+batches asked for. `run_retrain` builds the chips, trains into
+`<models_dir>/<name>/` and reports the fraction of all batches done. The new
+model changes nothing by itself: a reindex to it (`{"backbone": name}`) is what
+puts it in service. A retrain that fails or is cancelled removes its folder,
+so the name can be used again.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from app.gallery.errors import OperationCancelled, RetrainRefused
+from app.gallery.reindex import Cancelled, Progress
+from app.jobs.context import JobContext
+from app.jobs.schemas import FolderDataset, RetrainRequest
+from app.jobs.training_data import (
+    folder_chips,
+    folder_identities,
+    gallery_chips,
+    gallery_identities,
+)
+from app.training.chips import ChipSet
+from app.training.trainer import TrainProgress, train
+from app.vision.backbones.finetuned import WEIGHTS_FILE
+from app.vision.backbones.weights import weights_version
+from app.vision.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+MIN_IDENTITIES = 2
+
+
+def check_retrain(context: JobContext, request: RetrainRequest) -> int:
+    """The number of identities the request would train on; `RetrainRefused` if it cannot run."""
+    directory = context.settings.models_dir / request.name
+    if directory.exists():
+        raise RetrainRefused(
+            f"{directory} already exists; choose another name, or delete that folder first"
+        )
+    dataset = request.dataset
+    if isinstance(dataset, FolderDataset):
+        count = _folder_identity_count(dataset)
+        part = f" ({dataset.part} of {dataset.split})" if dataset.split else ""
+        where = f"{dataset.path}{part}"
+    else:
+        count = gallery_identities(context.gallery.context, dataset)
+        where = f"the gallery (subjects with at least {dataset.min_photos} faces)"
+    if count < MIN_IDENTITIES:
+        raise RetrainRefused(
+            f"{where} has {count} identities; training needs at least {MIN_IDENTITIES}"
+        )
+    if request.classes_per_batch is not None and request.classes_per_batch > count:
+        raise RetrainRefused(
+            f"classes_per_batch={request.classes_per_batch}, "
+            f"but {where} has only {count} identities"
+        )
+    return count
+
+
+def _folder_identity_count(dataset: FolderDataset) -> int:
+    if not dataset.path.is_dir():
+        raise RetrainRefused(f"dataset folder {dataset.path} does not exist on the server")
+    if dataset.split is not None and not dataset.split.is_file():
+        raise RetrainRefused(f"split file {dataset.split} does not exist on the server")
+    try:
+        return len(folder_identities(dataset))
+    except ValueError as error:  # the split has no such part
+        raise RetrainRefused(str(error)) from error
+
+
+def run_retrain(
+    context: JobContext, parameters: dict[str, Any], progress: Progress, cancelled: Cancelled
+) -> dict[str, Any]:
+    """Train the requested model into its new folder; what it made, as JSON."""
+    request = RetrainRequest.model_validate(parameters)
+    check_retrain(context, request)
+    directory = context.settings.models_dir / request.name
+    snapshot = context.settings.data_dir / "training" / f"{request.name}-gallery-chips"
+    try:
+        chips = _chips(context, request, snapshot=snapshot, progress=progress, cancelled=cancelled)
+        result = _train(context, request, chips, progress=progress, cancelled=cancelled)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+    return result
+
+
+def _chips(
+    context: JobContext,
+    request: RetrainRequest,
+    *,
+    snapshot: Path,
+    progress: Progress,
+    cancelled: Cancelled,
+) -> ChipSet:
+    dataset = request.dataset
+    progress(0.0, "preparing chips")
+    if isinstance(dataset, FolderDataset):
+        return folder_chips(
+            context.gallery.context,
+            dataset,
+            cache_root=context.settings.data_dir / "training" / "chip-cache",
+            device=resolve_device(context.settings.device),
+            report=lambda message: progress(0.0, message),
+            cancelled=cancelled,
+        )
+    return gallery_chips(
+        context.gallery.context, dataset, snapshot_dir=snapshot, cancelled=cancelled
+    )
+
+
+def _train(
+    context: JobContext,
+    request: RetrainRequest,
+    chips: ChipSet,
+    *,
+    progress: Progress,
+    cancelled: Cancelled,
+) -> dict[str, Any]:
+    """Run the trainer, reporting after each batch and asking whether to stop."""
+    directory = context.settings.models_dir / request.name
+    config = request.train_config(
+        checkpoint_dir=directory,
+        identities=len(chips.identities()),
+        device=context.settings.device,
+    )
+
+    def on_batch(step: TrainProgress) -> bool:
+        done = (step.epoch - 1) * step.batches + step.batch
+        progress(
+            done / (step.epochs * step.batches),
+            f"epoch {step.epoch} of {step.epochs}, batch {step.batch} of {step.batches}, "
+            f"loss {step.batch_loss:.4f}",
+        )
+        return not cancelled()
+
+    log.info("retraining %s on %d chips", request.name, len(chips))
+    outcome = train(config, chips, progress=on_batch, resume=False)
+    if outcome.cancelled:
+        raise OperationCancelled("the retrain was cancelled")
+    return {
+        "model": request.name,
+        "weights_hash": weights_version(directory / WEIGHTS_FILE),
+        "embedding_dim": outcome.network.embedding_dim,
+        "epochs": len(outcome.epoch_losses),
+        "epoch_losses": outcome.epoch_losses,
+        "identities": len(chips.identities()),
+        "photos": len(chips),
+        "skipped": dict(chips.skipped),
+        "card": str(directory / "card.json"),
+    }

@@ -1,0 +1,297 @@
+"""Retraining through HTTP: a fine-tuned model made from the gallery, put in service by a
+reindex, kept across a restart; refusals, conflicts and cancellation.
+
+The runs are tiny on purpose (one epoch of two batches of four chips, most
+layers frozen): they check the wiring, not what training achieves. Every app
+here runs on a temporary models dir, never on the repository's `models/`.
+"""
+
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from safetensors.torch import load_file, save_file
+
+from app.config import Settings
+from app.gallery.startup import ActiveModelUnavailable, open_gallery
+from app.main import create_app
+from app.vision.backbones.finetuned import WEIGHTS_FILE
+from app.vision.backbones.weights import weights_version
+from app.vision.embedder import FaceEmbedder
+
+THRESHOLD = 0.6  # no card calibrates a model trained here
+PEOPLE = ("Tom_Hanks", "Emma_Watson", "Heidi_Klum", "Monica_Seles")
+TINY_RUN = {
+    "epochs": 1,
+    "m_per_class": 2,
+    "classes_per_batch": 2,
+    "batches_per_epoch": 2,
+    "freeze_depth": 5,
+    "head_dim": 64,
+    "augment": False,
+}
+Answer = dict[str, Any]
+
+
+def settings_for(root: Path) -> Settings:
+    return Settings(
+        data_dir=root / "data", models_dir=root / "models", device="cpu", match_threshold=THRESHOLD
+    )
+
+
+@contextmanager
+def running(root: Path, embedder: FaceEmbedder) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_for(root), embedder=embedder)) as client:
+        yield client
+
+
+def assert_start_refused(root: Path, embedder: FaceEmbedder, *, match: str) -> None:
+    app = create_app(settings_for(root), embedder=embedder)
+    with pytest.raises(ActiveModelUnavailable, match=match), TestClient(app):
+        pass
+
+
+def photo(faces_dir: Path, person: str, number: int) -> Path:
+    return faces_dir / "lfw_mini" / person / f"{person}_{number:04d}.jpg"
+
+
+def enroll(client: TestClient, faces_dir: Path, person: str, numbers: range) -> list[int]:
+    """A subject for `person` (made on first use) with photos `numbers`; the new face ids."""
+    found = client.get("/subjects", params={"q": person.replace("_", " ")}).json()["items"]
+    subject = found[0]["id"] if found else None
+    if subject is None:
+        body = {"display_name": person.replace("_", " "), "external_id": person}
+        subject = client.post("/subjects", json=body).json()["id"]
+    files = [
+        ("files", (p.name, p.read_bytes(), "image/jpeg"))
+        for p in (photo(faces_dir, person, n) for n in numbers)
+    ]
+    outcomes = client.post(
+        f"/subjects/{subject}/photos", files=files, params={"face": "largest"}
+    ).json()["photos"]
+    assert [o["status"] for o in outcomes] == ["enrolled"] * len(numbers), outcomes
+    return [o["face"]["id"] for o in outcomes]
+
+
+def probe(client: TestClient, path: Path) -> Answer:
+    response = client.post("/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+    assert response.status_code == 200, response.json()
+    answer: Answer = response.json()
+    return answer
+
+
+def best_candidate(answer: Answer) -> Answer:
+    """The best candidate of the face nearest the centre of a 250×250 lfw photo."""
+    face = min(answer["faces"], key=lambda f: abs(f["box"]["x1"] + f["box"]["x2"] - 250))
+    candidate: Answer = face["candidates"][0]
+    return candidate
+
+
+def wait_for_job(client: TestClient, job_id: int, timeout: float = 300.0) -> Answer:
+    deadline = time.monotonic() + timeout
+    while (job := client.get(f"/admin/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+@dataclass(frozen=True)
+class Story:
+    """A gallery retrained on itself and reindexed to the new model, its app closed."""
+
+    root: Path
+    retrain: Answer
+    reindex: Answer
+    stats: Answer
+    probe: Answer
+
+
+@pytest.fixture(scope="module")
+def story(
+    tmp_path_factory: pytest.TempPathFactory, faces_dir: Path, embedder: FaceEmbedder
+) -> Story:
+    root = tmp_path_factory.mktemp("retrained")
+    with running(root, embedder) as client:
+        for person in PEOPLE:
+            enroll(client, faces_dir, person, range(1, 5))
+        body = {"name": "gallery-tuned", "dataset": {"kind": "gallery", "min_photos": 4}}
+        submitted = client.post("/admin/retrain", json={**body, **TINY_RUN})
+        assert submitted.status_code == 202, submitted.json()
+        retrained = wait_for_job(client, submitted.json()["id"])
+        assert retrained["status"] == "succeeded", retrained
+        submitted = client.post("/admin/reindex", json={"backbone": "gallery-tuned"})
+        assert submitted.status_code == 202, submitted.json()
+        reindexed = wait_for_job(client, submitted.json()["id"])
+        assert reindexed["status"] == "succeeded", reindexed
+        stats = client.get("/stats").json()
+        answer = probe(client, photo(faces_dir, "Tom_Hanks", 5))
+    return Story(root, retrained, reindexed, stats, answer)
+
+
+def copy_of(story: Story, tmp_path: Path) -> Path:
+    """The story's data and models dirs, copied so a test may change them."""
+    for folder in ("data", "models"):
+        shutil.copytree(story.root / folder, tmp_path / folder, symlinks=True)
+    return tmp_path
+
+
+def test_a_model_retrained_on_the_gallery_is_put_in_service_by_a_reindex(story: Story) -> None:
+    directory = story.root / "models" / "gallery-tuned"
+    result = story.retrain["result"]
+    assert story.retrain["progress"] == 1.0 and story.retrain["kind"] == "retrain"
+    assert result["model"] == "gallery-tuned"
+    assert result["weights_hash"] == weights_version(directory / WEIGHTS_FILE)
+    assert (result["epochs"], len(result["epoch_losses"]), result["embedding_dim"]) == (1, 1, 64)
+    assert (result["identities"], result["photos"]) == (4, 16)
+    assert Path(result["card"]) == directory / "card.json" and Path(result["card"]).is_file()
+    assert not (story.root / "data" / "training" / "gallery-tuned-gallery-chips").exists()
+
+    version = story.stats["model_version"]
+    assert (version["backbone"], version["weights_hash"]) == (
+        "gallery-tuned",
+        result["weights_hash"],
+    )
+    assert version["embedding_dim"] == 64
+    assert story.reindex["result"]["model_version"] == version
+    assert story.stats["faces"] == story.stats["index_size"] == 16
+    assert story.probe["model_version"] == version
+    assert best_candidate(story.probe)["subject"]["external_id"] == "Tom_Hanks"
+
+
+def test_a_restart_keeps_the_model_the_gallery_was_reindexed_to(
+    story: Story, tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
+) -> None:
+    root = copy_of(story, tmp_path)
+    version = story.stats["model_version"]
+    with running(root, embedder) as client:  # LINEUP_BACKBONE is still dlib-resnet
+        (late_face,) = enroll(client, faces_dir, "Tom_Hanks", range(5, 6))
+    with running(root, embedder) as client:
+        stats = client.get("/stats").json()
+        assert stats["model_version"] == version
+        assert stats["faces"] == stats["index_size"] == 17
+        answer = probe(client, photo(faces_dir, "Tom_Hanks", 5))
+        assert answer["model_version"] == version
+        best = best_candidate(answer)
+        assert best["face_id"] == late_face and best["similarity"] > 0.99
+
+
+def test_a_lost_model_stops_the_start_until_the_gallery_is_recovered_onto_another(
+    story: Story, tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
+) -> None:
+    root = copy_of(story, tmp_path)
+    with running(root, embedder) as client:
+        (late_face,) = enroll(client, faces_dir, "Emma_Watson", range(5, 6))
+    weights = root / "models" / "gallery-tuned" / WEIGHTS_FILE
+    tensors = load_file(weights)
+    tensors["head.weight"] = tensors["head.weight"].flip(0)  # retrained in place, say
+    save_file(tensors, weights)
+    assert_start_refused(root, embedder, match="weights of 'gallery-tuned' changed")
+    weights.write_bytes(b"half a file")
+    assert_start_refused(root, embedder, match="does not hold a fine-tuned model")
+    shutil.rmtree(root / "models" / "gallery-tuned")
+    assert_start_refused(root, embedder, match="lineup reindex MODEL")
+
+    gallery = open_gallery(settings_for(root), embedder=embedder, recover_with="dlib-resnet")
+    try:
+        stats = gallery.stats()
+        assert stats.model_version.backbone == "dlib-resnet"
+        assert stats.faces == stats.index_size == 17  # the late face too, embedded just now
+    finally:
+        gallery.close()
+    with running(root, embedder) as client:  # and it stays so
+        answer = probe(client, photo(faces_dir, "Emma_Watson", 5))
+        assert answer["model_version"]["backbone"] == "dlib-resnet"
+        assert best_candidate(answer)["face_id"] == late_face
+
+
+def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
+    story: Story, tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    root = copy_of(story, tmp_path)
+    with running(root, embedder) as client:
+        long_run = {**TINY_RUN, "epochs": 50, "batches_per_epoch": 50}
+        body = {"name": "never-finished", "dataset": {"kind": "gallery"}, **long_run}
+        job = client.post("/admin/retrain", json=body).json()
+        deadline = time.monotonic() + 120
+        while (seen := client.get(f"/admin/jobs/{job['id']}").json())["progress"] == 0:
+            assert seen["status"] in ("queued", "running") and time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        assert seen["message"].startswith("epoch 1 of 50, batch ")
+        for kind, other in (
+            ("reindex", {"backbone": "dlib-resnet"}),
+            ("retrain", {**body, "name": "another"}),
+        ):
+            refused = client.post(f"/admin/{kind}", json=other)
+            assert refused.status_code == 409 and refused.json()["code"] == "job_conflict"
+
+        assert client.post(f"/admin/jobs/{job['id']}/cancel").status_code == 202
+        ended = wait_for_job(client, job["id"])
+        assert (ended["status"], ended["result"], ended["error"]) == ("cancelled", None, None)
+        assert not (root / "models" / "never-finished").exists()
+        assert not (root / "data" / "training" / "never-finished-gallery-chips").exists()
+        assert client.get("/stats").json()["model_version"] == story.stats["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "says"),
+    [
+        ({"dataset": {"kind": "folder", "path": "/no/such/tree"}}, "retrain_refused", "not exist"),
+        ({}, "retrain_refused", "has 0 identities"),
+        ({"name": "dlib-resnet"}, "invalid_request", "built-in backbone"),
+        ({"name": "../escape"}, "invalid_request", "name"),
+        ({"loss": "hinge"}, "invalid_request", "unknown loss 'hinge'"),
+        ({"m_per_class": 1}, "invalid_request", "m_per_class"),
+        ({"dataset": {"kind": "photos"}}, "invalid_request", "dataset"),
+    ],
+    ids=["no folder", "empty gallery", "built-in name", "path name", "loss", "m", "kind"],
+)
+def test_bad_retrain_requests_are_refused_at_once(
+    tmp_path: Path, embedder: FaceEmbedder, changes: Answer, code: str, says: str
+) -> None:
+    with running(tmp_path, embedder) as client:
+        body = {"name": "mine", "dataset": {"kind": "gallery"}, **changes}
+        response = client.post("/admin/retrain", json=body)
+        assert response.status_code == 422, response.json()
+        assert response.json()["code"] == code and says in response.json()["detail"]
+        assert client.get("/admin/jobs").json() == []
+
+
+def test_a_retrain_on_a_photo_tree_and_its_refusals(
+    tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
+) -> None:
+    tree = tmp_path / "tree"
+    for person in PEOPLE[:2]:
+        (tree / person).mkdir(parents=True)
+        for number in (1, 2):
+            (tree / person / photo(faces_dir, person, number).name).symlink_to(
+                photo(faces_dir, person, number)
+            )
+    (tmp_path / "models" / "taken").mkdir(parents=True)
+    with running(tmp_path, embedder) as client:
+        folder = {"kind": "folder", "path": str(tree)}
+        one_person = {"kind": "folder", "path": str(tree / PEOPLE[0])}
+        for body, says in (
+            ({"name": "taken", "dataset": folder}, "already exists"),
+            ({"name": "mine", "dataset": one_person}, "has 0 identities"),
+            ({"name": "mine", "dataset": folder, "classes_per_batch": 3}, "only 2 identities"),
+        ):
+            refused = client.post("/admin/retrain", json=body)
+            assert refused.status_code == 422 and refused.json()["code"] == "retrain_refused"
+            assert says in refused.json()["detail"]
+        unknown = client.post("/admin/reindex", json={"backbone": "mine"})
+        assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_backbone"
+
+        run = {**TINY_RUN, "batches_per_epoch": 1}
+        job = client.post("/admin/retrain", json={"name": "mine", "dataset": folder, **run})
+        done = wait_for_job(client, job.json()["id"])
+        assert done["status"] == "succeeded", done
+        assert (done["result"]["identities"], done["result"]["photos"]) == (2, 4)
+        assert (tmp_path / "models" / "mine" / WEIGHTS_FILE).is_file()
+        assert list((tmp_path / "data" / "training" / "chip-cache").glob("*/chips/*.png"))
+        assert client.post("/admin/reindex", json={"backbone": "mine"}).status_code == 202
