@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 from app.vision.alignment_template import DLIB_150, AlignmentTemplate
@@ -22,6 +23,10 @@ from app.vision.backbones.weights import VERSION_HEX_DIGITS, WeightsMissing
 WEIGHTS_FILE = "weights.safetensors"
 # A model's name is a folder name under the models dir: no separators, no leading dot.
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+class InvalidWeights(ValueError):
+    """A weights file that is not a fine-tuned model's: truncated, or another network's."""
 
 
 def is_model_name(name: str) -> bool:
@@ -53,10 +58,15 @@ def _load(directory: Path, *, device: torch.device) -> tuple[EmbeddingNetwork, s
         data = path.read_bytes()
     except FileNotFoundError:
         raise WeightsMissing(f"no fine-tuned weights at {path}; train first") from None
-    tensors = load_safetensors(data)
-    head_dim = tensors["head.weight"].shape[0] if "head.weight" in tensors else None
-    network = EmbeddingNetwork(DlibFaceResNet(), head_dim=head_dim)
-    network.load_state_dict(tensors)
+    try:
+        tensors = load_safetensors(data)
+        head_dim = tensors["head.weight"].shape[0] if "head.weight" in tensors else None
+        network = EmbeddingNetwork(DlibFaceResNet(), head_dim=head_dim)
+        network.load_state_dict(tensors)
+    except (SafetensorError, RuntimeError) as error:  # not safetensors; not this network's
+        raise InvalidWeights(
+            f"{path} does not hold a fine-tuned model's weights: {error}"
+        ) from None
     version = hashlib.sha256(data).hexdigest()[:VERSION_HEX_DIGITS]
     return network.to(device).eval(), version
 
