@@ -207,7 +207,10 @@ def test_pages_are_keyboard_usable_with_labels_and_alt_texts(
 
 
 def test_admin_follows_a_job_and_shows_refusals(
-    page: Page, enrolled: object, expect_page_error: Callable[[str], None]
+    page: Page,
+    enrolled: object,
+    expect_page_error: Callable[[str], None],
+    screenshots_dir: Path,
 ) -> None:
     page.goto("/admin")
     expect(page.locator(".model-card summary").first).to_have_text("dlib-resnet")
@@ -220,6 +223,7 @@ def test_admin_follows_a_job_and_shows_refusals(
     row = page.locator("#jobs-body tr").first
     expect(row).to_have_attribute("data-status", "failed", timeout=30_000)
     expect(row).to_contain_text("already the active model version")
+    save_screenshot(page, screenshots_dir / "admin.png")
 
     # A server without the retrain endpoint: its error shows in the form, the page carries on.
     page.route(

@@ -76,7 +76,7 @@
         headers: { "content-type": "application/json" },
         body: JSON.stringify(payload),
       });
-      showStatus(status, `Job ${job.id} (${job.kind}) is ${job.status}.`, "ok");
+      showStatus(status, `Job ${job.id} (${job.kind}) ${job.status}; the table above follows it.`, "ok");
       refresh();
     } catch (error) {
       const unavailable = error.status === 404 || error.status === 405;
