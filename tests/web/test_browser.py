@@ -169,6 +169,22 @@ def test_probe_of_a_stranger_says_no_match(
     save_screenshot(page, screenshots_dir / "probe-no-match.png")
 
 
+def test_probe_shows_the_api_refusal(
+    page: Page, tmp_path: Path, expect_page_error: Callable[[str], None]
+) -> None:
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("this is not an image")
+    page.goto("/probe")
+    page.get_by_label("Probe photo").set_input_files(not_a_photo)
+    page.get_by_role("button", name="Probe", exact=True).click()
+    expect(page.locator("#probe-status")).to_have_attribute("data-kind", "error")
+    expect(page.locator("#probe-status")).to_have_text(
+        "the file is not an image format Lineup can read"
+    )
+    expect(page.locator("#probe-results")).to_be_hidden()
+    expect_page_error("Failed to load resource")
+
+
 def test_deleting_asks_first(page: Page, enrolled: object, live_server: str) -> None:
     page.goto("/gallery?q=Heidi")
     page.get_by_role("link", name="Heidi Klum").click()
@@ -225,14 +241,18 @@ def test_admin_follows_a_job_and_shows_refusals(
     expect(row).to_contain_text("already the active model version")
     save_screenshot(page, screenshots_dir / "admin.png")
 
+    # The API refuses a retrain on too few identities (no subject has 4 faces): its detail shows.
+    retrain_status = page.locator("#retrain-form [data-form-status]")
+    page.get_by_label("New model name").fill("cctv-v1")
+    page.get_by_role("button", name="Start retrain").click()
+    expect(retrain_status).to_contain_text("training needs at least 2")
+    expect_page_error("status of 422")
+
     # A server without the retrain endpoint: its error shows in the form, the page carries on.
     page.route(
         "**/admin/retrain",
         lambda route: route.fulfill(status=404, json={"detail": "Not Found", "code": "not_found"}),
     )
-    page.get_by_label("New model name").fill("cctv-v1")
     page.get_by_role("button", name="Start retrain").click()
-    expect(page.locator("#retrain-form [data-form-status]")).to_contain_text(
-        "does not offer /admin/retrain yet (404: Not Found)"
-    )
+    expect(retrain_status).to_contain_text("does not offer /admin/retrain yet (404: Not Found)")
     expect_page_error("status of 404")
