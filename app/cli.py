@@ -18,11 +18,13 @@ from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, Task, Ti
 from rich.table import Table
 from rich.text import Text
 
+from app import cli_training
 from app.schemas import ProbeFace, ProbeResult
 
 if TYPE_CHECKING:
     from app.config import Settings
     from app.gallery.bulk_enroll import EnrollmentTally, SubjectFolder
+    from app.gallery.model_catalog import ModelEntry
     from app.gallery.service import Gallery
 
 # The API says the same on every probe: a ranked list invites over-reading.
@@ -342,15 +344,121 @@ def _decision(face: ProbeFace, *, threshold: float) -> str:
     )
 
 
-def _open_gallery(settings: "Settings", console: Console, *, since: float) -> "Gallery":
+# Models: what can embed, and moving the gallery onto one of them.
+models_app = typer.Typer(help="Built-in backbones and fine-tuned models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The built-in backbones and the fine-tuned models under LINEUP_MODELS_DIR.
+
+    Each with its weights hash (the model version it makes), embedding size,
+    the threshold its card calibrated for those exact weights, how it was
+    trained, and which one the gallery's database has active.
+    """
+    from rich import box
+
+    from app.config import get_settings
+    from app.gallery.model_catalog import list_models
+
+    table = Table(title="models", title_justify="left", box=box.MINIMAL)
+    # Names, hashes and numbers cut short are no use; only the training summary may wrap.
+    for header in ("model", "weights", "dim", "threshold"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("training")
+    table.add_column("active", no_wrap=True)
+    notes: list[str] = []
+    for entry in list_models(get_settings()):
+        table.add_row(
+            escape(entry.name),
+            entry.weights_hash or "—",
+            str(entry.embedding_dim),
+            f"{entry.threshold:.3f}" if entry.threshold is not None else "—",
+            escape(_training_summary(entry)),
+            "[bold green]active[/]" if entry.active else "",
+        )
+        if entry.note:
+            notes.append(f"{escape(entry.name)}: {escape(entry.note)}")
+    console = Console()
+    console.print(table)
+    for note in notes:
+        console.print(note)
+
+
+def _training_summary(entry: "ModelEntry") -> str:
+    """ "built in", or what a fine-tuned model's card says it was trained from and how."""
+    if entry.kind != "fine-tuned":
+        return entry.kind.replace("-", " ")
+    epochs = f"{entry.epochs} epochs" if entry.epochs is not None else "epochs unknown"
+    return f"{entry.base or 'unknown base'} + {entry.loss or 'unknown loss'}, {epochs}"
+
+
+@app.command()
+def reindex(
+    model: Annotated[str, typer.Argument(help="A built-in backbone or a fine-tuned model's name.")],
+) -> None:
+    """Re-embed every enrolled face with MODEL and make it the gallery's model.
+
+    The same work as POST /admin/reindex, in this process. It also recovers a
+    gallery whose active model was lost (the service refuses to start then):
+    the faces MODEL has no embedding for are embedded while the gallery opens.
+    Ctrl-C stops it with nothing switched.
+    """
+    called = time.perf_counter()
+    from app.config import get_settings
+    from app.gallery.reindex import ReindexRefused
+    from app.jobs.context import JobContext
+    from app.jobs.runners import run_reindex
+    from app.vision.backbones.registry import UnknownBackbone, require_known_backbone
+
+    settings = get_settings()
+    try:
+        require_known_backbone(model, models_dir=settings.models_dir)
+    except UnknownBackbone as error:
+        _fail(str(error), code=EXIT_BAD_INPUT)
+    console = Console()
+    gallery = _open_gallery(settings, console, since=called, recover_with=model)
+    try:
+        active = gallery.context.runtime.version
+        if active.backbone == model:
+            console.print(f"{escape(active.key)} is the active model version; nothing to re-embed")
+            return
+        columns = (*Progress.get_default_columns(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"reindexing to {escape(model)}", total=1.0)
+            result = run_reindex(
+                JobContext(gallery=gallery, settings=settings),
+                {"backbone": model},
+                lambda fraction, _message: bar.update(task, completed=fraction),
+                lambda: False,
+            )
+    except ReindexRefused as error:
+        _fail(str(error), code=EXIT_FAILED)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: nothing was switched")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        gallery.close()
+    version = result["model_version"]
+    console.print(
+        f"now on {escape(version['backbone'])}@{version['weights_hash']}: "
+        f"{result['faces']} faces, {result['realigned']} re-aligned from their photos, "
+        f"{result['caught_up']} enrolled meanwhile"
+    )
+
+
+def _open_gallery(
+    settings: "Settings", console: Console, *, since: float, recover_with: str | None = None
+) -> "Gallery":
     """Load the model and the gallery, saying how long it took `since` the command began
-    (importing torch is most of it); a missing threshold is reported in one line."""
-    from app.gallery.startup import NoThreshold, open_gallery
+    (importing torch is most of it); a start-up refusal is reported in one line."""
+    from app.gallery.startup import StartupRefused, open_gallery
 
     with console.status("loading the model and the gallery"):
         try:
-            gallery = open_gallery(settings)
-        except NoThreshold as error:
+            gallery = open_gallery(settings, recover_with=recover_with)
+        except StartupRefused as error:
             _fail(str(error), code=EXIT_FAILED)
     console.print(f"model and gallery loaded in {time.perf_counter() - since:.1f} s")
     return gallery
@@ -359,6 +467,11 @@ def _open_gallery(settings: "Settings", console: Console, *, since: float) -> "G
 def _fail(message: str, *, code: int) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+# Fine-tuning and measurement live in their own module; they are commands all the same.
+app.command()(cli_training.train)
+app.command()(cli_training.evaluate)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ once per module and the tests below read its results.
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,3 +193,103 @@ def test_db_upgrade_on_a_fresh_directory(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "database at revision" in result.stdout
     assert (fresh / "lineup.db").is_file()
+
+
+# `lineup models list` and `lineup reindex`, on a fine-tuned model made here from
+# dlib's weights and a small head, with a card as training and calibration write it.
+TUNED = "tuned-head"
+
+
+def invoke_with_models(args: list[str], *, data_dir: Path, models_dir: Path) -> Result:
+    env = {
+        "LINEUP_DATA_DIR": str(data_dir),
+        "LINEUP_MODELS_DIR": str(models_dir),
+        "LINEUP_DEVICE": "cpu",
+        "COLUMNS": "250",
+    }
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, args, env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    """The repository's dlib card, and a fine-tuned model whose card calibrated it at 0.5."""
+    from app.training.checkpoints import save_weights
+    from app.vision.backbones.dlib_backbone import default_weights_path
+    from app.vision.backbones.dlib_resnet import DlibFaceResNet
+    from app.vision.backbones.embedding_network import EmbeddingNetwork
+    from app.vision.backbones.weights import weights_version
+
+    models = tmp_path / "models"
+    shutil.copytree(REPO_MODELS / "dlib-resnet", models / "dlib-resnet")
+    (models / TUNED).mkdir()
+    dlib = DlibFaceResNet.from_dlib_file(default_weights_path())
+    weights = save_weights(models / TUNED, EmbeddingNetwork(dlib, head_dim=32, seed=1))
+    card = {
+        "weights_hash": weights_version(weights),
+        "calibration": {"threshold": 0.5},
+        "training": {"base": {"backbone": "dlib-resnet"}, "loss": "triplet", "epochs_completed": 3},
+    }
+    (models / TUNED / "card.json").write_text(json.dumps(card))
+    return models
+
+
+def table_row(output: str, name: str) -> list[str]:
+    """The cells of the `models list` row of `name`."""
+    rows = [line.split("│") for line in output.splitlines() if "│" in line]
+    (row,) = [row for row in rows if row[0].strip() == name]
+    return [cell.strip() for cell in row]
+
+
+def test_models_list_shows_built_ins_and_fine_tuned_models_without_a_database(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    result = invoke_with_models(
+        ["models", "list"], data_dir=tmp_path / "none", models_dir=models_dir
+    )
+    assert result.exit_code == 0, result.output
+    assert table_row(result.stdout, "dlib-resnet") == [
+        "dlib-resnet", "55533b28a95800a5", "128", "0.928", "built in", ""
+    ]  # fmt: skip
+    tuned = table_row(result.stdout, TUNED)
+    assert tuned[2:] == ["32", "0.500", "dlib-resnet + triplet, 3 epochs", ""]
+    assert table_row(result.stdout, "facenet-casia")[1:3] == ["—", "512"]
+    assert "facenet-casia: weights not configured" in result.stdout
+    assert not (tmp_path / "none").exists()  # listing creates no database
+
+
+def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one(
+    runs: EnrollRuns, data_dir: Path, models_dir: Path, tmp_path: Path, faces_dir: Path
+) -> None:
+    gallery = tmp_path / "gallery"
+    shutil.copytree(data_dir, gallery)
+    photo = str(faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg")
+
+    def lineup(*args: str) -> Result:
+        return invoke_with_models(list(args), data_dir=gallery, models_dir=models_dir)
+
+    unknown = lineup("reindex", "no-such-model")
+    assert unknown.exit_code == EXIT_BAD_INPUT and "built in: dlib-resnet" in unknown.output
+    moved = lineup("reindex", TUNED)
+    assert moved.exit_code == 0, moved.output
+    assert f"now on {TUNED}@" in moved.stdout and "8 faces, 0 re-aligned" in moved.stdout
+    assert table_row(lineup("models", "list").stdout, TUNED)[-1] == "active"
+    probed = lineup("probe", photo, "--json")
+    assert json.loads(probed.stdout)["model_version"]["backbone"] == TUNED
+    assert "nothing to re-embed" in lineup("reindex", TUNED).stdout
+
+    shutil.rmtree(models_dir / TUNED)
+    refused = lineup("probe", photo)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "lineup reindex MODEL" in refused.stderr
+    listed = lineup("models", "list").stdout
+    assert table_row(listed, TUNED)[4] == "missing" and "model is gone" in listed
+    recovered = lineup("reindex", "dlib-resnet")
+    assert recovered.exit_code == 0, recovered.output
+    assert "dlib-resnet@55533b28a95800a5 is the active model version" in recovered.stdout
+    body = json.loads(lineup("probe", photo, "--json").stdout)
+    assert body["model_version"]["backbone"] == "dlib-resnet"
+    assert body["faces"][0]["candidates"][0]["subject"]["external_id"] == "Emma_Watson"

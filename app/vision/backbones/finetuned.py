@@ -12,11 +12,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 
 from app.vision.alignment_template import DLIB_150, AlignmentTemplate
-from app.vision.backbones.dlib_resnet import INPUT_SIZE, DlibFaceResNet, fold_for_inference
+from app.vision.backbones.dlib_resnet import (
+    EMBEDDING_DIM,
+    INPUT_SIZE,
+    DlibFaceResNet,
+    fold_for_inference,
+)
 from app.vision.backbones.embedding_network import EmbeddingNetwork
 from app.vision.backbones.weights import VERSION_HEX_DIGITS, WeightsMissing
 
@@ -111,3 +116,12 @@ class FineTunedBackbone:
                 descriptors = self._head(descriptors)
             unit = torch.nn.functional.normalize(descriptors, dim=1)
             return unit.cpu().numpy().astype(np.float32, copy=False)
+
+
+def finetuned_embedding_dim(directory: Path) -> int:
+    """The size of a fine-tuned model's embeddings, read from its weights file's header
+    (the head's shape) without loading the weights."""
+    with safe_open(directory / WEIGHTS_FILE, framework="pt") as weights:
+        if "head.weight" not in weights.keys():  # noqa: SIM118 - a safetensors handle, not a dict
+            return EMBEDDING_DIM
+        return int(weights.get_slice("head.weight").get_shape()[0])
