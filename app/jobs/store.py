@@ -1,9 +1,10 @@
 """The `jobs` rows: creating, reading and moving a job through its states.
 
 A job goes queued → running → succeeded | failed | cancelled, and a finished
-job never changes again. Reindex and retrain both replace the model the
-gallery searches with, so at most one job is queued or running at a time;
-creating a second one is a `JobConflict`. The check and the insert happen
+job never changes again. A reindex replaces the model the gallery searches
+with, and a retrain makes the models a reindex switches to (and needs the
+machine to itself), so at most one job of any kind is queued or running at a
+time; creating a second one is a `JobConflict`. The check and the insert happen
 under one lock, which holds for the one app process that owns the worker.
 """
 
