@@ -76,9 +76,7 @@ def test_without_a_head_it_embeds_as_dlib_does(
     np.testing.assert_allclose(vectors, dlib_backbone.embed(chips), atol=1e-5)
 
 
-def test_with_a_head_it_embeds_as_training_does(
-    models_dir: Path, chips: NDArray[np.uint8]
-) -> None:
+def test_with_a_head_it_embeds_as_training_does(models_dir: Path, chips: NDArray[np.uint8]) -> None:
     headed = create_backbone("headed", device=CPU, models_dir=models_dir)
     vectors = headed.embed(chips)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
@@ -91,9 +89,7 @@ def test_with_a_head_it_embeds_as_training_does(
 
 
 @pytest.mark.parametrize("name", ["empty", "nowhere", "../plain", "Plain"])
-def test_unknown_names_list_the_built_ins_and_the_models_found(
-    models_dir: Path, name: str
-) -> None:
+def test_unknown_names_list_the_built_ins_and_the_models_found(models_dir: Path, name: str) -> None:
     with pytest.raises(UnknownBackbone) as refused:
         create_backbone(name, device=CPU, models_dir=models_dir)
     message = str(refused.value)
