@@ -81,6 +81,12 @@ class ChipSet:
         return np.array([numbers[r.identity] for r in self.records], dtype=np.int64)
 
 
+def tree_cache_dir(cache_root: Path, root: Path) -> Path:
+    """The cache folder of the tree at `root`: one per tree, named by its resolved path."""
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return cache_root / key
+
+
 class ChipCache:
     """Builds `ChipSet`s for photos under `root`, reusing chips already in `cache_dir`."""
 

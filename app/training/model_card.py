@@ -18,13 +18,41 @@ def read_card(models_dir: Path, name: str) -> dict[str, Any]:
 
 def record_calibration(models_dir: Path, backbone: Backbone, calibration: dict[str, Any]) -> Path:
     """Store `calibration` in the backbone's card, keyed to its exact weights."""
+    return _record_measurement(models_dir, backbone, calibration=calibration)
+
+
+def record_metrics(
+    models_dir: Path,
+    backbone: Backbone,
+    metrics: dict[str, Any],
+    *,
+    baseline: dict[str, Any] | None = None,
+) -> Path:
+    """Store evaluation figures in the backbone's card, keyed to its exact weights.
+
+    `baseline`, for a fine-tuned model, holds its base model's figures on the
+    same data, so the card shows before and after side by side.
+    """
+    figures = metrics if baseline is None else {**metrics, "before": baseline}
+    return _record_measurement(models_dir, backbone, metrics=figures)
+
+
+def _record_measurement(models_dir: Path, backbone: Backbone, **sections: dict[str, Any]) -> Path:
+    """Update the card with `sections` measured on `backbone`'s exact weights.
+
+    Measurements of other weights (a threshold, metrics) are dropped first:
+    the card never lends them to weights they were not measured on.
+    """
     card = read_card(models_dir, backbone.name)
+    if card.get("weights_hash") != backbone.version:
+        for section in _WEIGHTS_BOUND_SECTIONS:
+            card.pop(section, None)
     card.update(
         name=backbone.name,
         weights_hash=backbone.version,
         embedding_dim=backbone.embedding_dim,
         alignment=backbone.template.name,
-        calibration=calibration,
+        **sections,
     )
     return _write_card(models_dir, backbone.name, card)
 

@@ -1,0 +1,218 @@
+"""`lineup train` and `lineup evaluate`: fine-tuning and measurement from the command line.
+
+Thin front doors over `app.training.train_run` and `app.training.evaluate_run`;
+`app.cli` registers them. Heavy imports wait until a command runs.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.training.evaluation import ModelEvaluation
+
+Tree = Annotated[
+    Path,
+    typer.Argument(
+        help="One sub-folder per identity, e.g. ../shared/faces/celeba",
+        exists=True,
+        file_okay=False,
+    ),
+]
+Split = Annotated[
+    Path | None, typer.Option(help="Identity split JSON (e.g. celeba_split.json); default: all")
+]
+
+
+def _identities(tree: Path, split: Path | None, part: str) -> list[str]:
+    from app.training.face_tree import identities, read_split
+
+    present = set(identities(tree))
+    chosen = read_split(split, part) if split is not None else sorted(present)
+    return [name for name in chosen if name in present]
+
+
+def _cache_dir(settings: "Settings", tree: Path) -> Path:
+    from app.training.chips import tree_cache_dir
+
+    return tree_cache_dir(settings.data_dir / "training" / "chip-cache", tree)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+    )
+
+
+def train(
+    tree: Tree,
+    name: Annotated[str, typer.Option(help="The new model's folder under LINEUP_MODELS_DIR")],
+    split: Split = None,
+    part: Annotated[str, typer.Option(help="Which identities of the split")] = "train",
+    loss: Annotated[str, typer.Option(help="triplet or contrastive")] = "triplet",
+    miner: Annotated[
+        str | None, typer.Option(help="triplet: semihard (default), hard, all, batch-hard")
+    ] = None,
+    margin: Annotated[float, typer.Option(help="Triplet margin (unit-sphere distance)")] = 0.2,
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    m_per_class: Annotated[int, typer.Option(min=2, help="Photos per identity in a batch")] = 4,
+    classes_per_batch: Annotated[int, typer.Option(min=2)] = 16,
+    lr: Annotated[float, typer.Option(help="Learning rate of a projection head")] = 1e-3,
+    pretrained_lr_factor: Annotated[float, typer.Option(help="Pretrained layers: lr × this")] = 0.1,
+    freeze_depth: Annotated[int, typer.Option(help="Frozen blocks: 3 = stem + 2 stages")] = 3,
+    head_dim: Annotated[int | None, typer.Option(help="Add a projection head of this size")] = None,
+    augment: Annotated[bool, typer.Option(help="Flips, colour jitter, CCTV damage")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    calibration_identities: Annotated[
+        int, typer.Option(help="Identities held out of training to calibrate the threshold")
+    ] = 40,
+    resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint")] = True,
+) -> None:
+    """Fine-tune dlib's ResNet with a metric loss on TREE; writes models/NAME/."""
+    from app.config import get_settings
+    from app.gallery.startup import build_embedder
+    from app.training.train_config import TrainConfig
+    from app.training.train_run import train_model
+
+    settings = get_settings()
+    config = TrainConfig(
+        checkpoint_dir=settings.models_dir / name,
+        loss=loss,
+        miner=miner,
+        margin=margin,
+        epochs=epochs,
+        m_per_class=m_per_class,
+        classes_per_batch=classes_per_batch,
+        lr=lr,
+        pretrained_lr_factor=pretrained_lr_factor,
+        freeze_depth=freeze_depth,
+        head_dim=head_dim,
+        augment=augment,
+        seed=seed,
+        device=settings.device,
+    )
+    with _progress() as bar:
+        chips = bar.add_task("faces", total=None, note="")
+        batches = bar.add_task("training", total=None, note="", visible=False)
+
+        def on_batch(report: object) -> None:
+            from app.training.trainer import TrainProgress
+
+            assert isinstance(report, TrainProgress)
+            done = (report.epoch - 1) * report.batches + report.batch
+            note = f"epoch {report.epoch}/{report.epochs}, loss {report.batch_loss:.4f}"
+            bar.update(batches, completed=done, total=report.epochs * report.batches, note=note)
+            bar.update(batches, visible=True)
+
+        run = train_model(
+            config,
+            root=tree,
+            identities=_identities(tree, split, part),
+            embedder=build_embedder(settings),
+            cache_dir=_cache_dir(settings, tree),
+            calibration_identities=calibration_identities,
+            chip_progress=lambda done, total: bar.update(chips, completed=done, total=total),
+            progress=on_batch,
+            resume=resume,
+        )
+    losses = ", ".join(f"{value:.4f}" for value in run.result.epoch_losses)
+    typer.echo(
+        f"trained {len(run.result.epoch_losses)} epochs in {run.seconds:.0f} s; losses {losses}"
+    )
+    if run.calibration is not None:
+        typer.echo(f"calibrated threshold: {json.dumps(run.calibration)}")
+    typer.echo(f"model folder: {config.checkpoint_dir}")
+
+
+def evaluate(
+    tree: Tree,
+    split: Split = None,
+    part: Annotated[str, typer.Option(help="Identities to evaluate on (never trained on)")] = "val",
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Models to measure, baseline first; default: dlib-resnet and every fine-tuned one"
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an HTML report into this folder")
+    ] = None,
+    train_part: Annotated[
+        str | None, typer.Option(help="Split part for the embedding-size experiment (report only)")
+    ] = "train",
+) -> None:
+    """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV."""
+    from app.config import get_settings
+    from app.gallery.startup import build_embedder
+    from app.training.evaluate_run import EvaluationData, evaluate_models
+    from app.vision.backbones.finetuned import finetuned_models
+    from app.vision.device import resolve_device
+
+    settings = get_settings()
+    names = model or ["dlib-resnet", *finetuned_models(settings.models_dir)]
+    described = f"{tree.name} {part} identities" + (f" ({split.name})" if split else "")
+    data = EvaluationData(
+        root=tree,
+        identities=_identities(tree, split, part),
+        description=described,
+        train_identities=_identities(tree, split, train_part) if split and train_part else None,
+    )
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    results = evaluate_models(
+        names,
+        data=data,
+        embedder=build_embedder(settings),
+        cache_dir=_cache_dir(settings, tree),
+        models_dir=settings.models_dir,
+        device=resolve_device(settings.device),
+        report_dir=report,
+        step=lambda message: console.print(f"[dim]{message}[/]"),
+    )
+    Console().print(_results_table(results))
+    console.print(
+        f"done in {time.perf_counter() - started:.0f} s; figures recorded in the model cards"
+    )
+    if report is not None:
+        console.print(f"report: {report / 'index.html'}")
+
+
+def _results_table(results: list["ModelEvaluation"]) -> Table:
+    table = Table(
+        "model",
+        "probes",
+        "rank-1",
+        "rank-5",
+        "MAP@R",
+        "FNIR@FPIR 1%",
+        "TAR@FAR 1e-3",
+        "AUC",
+        title="identities never seen in training",
+    )
+    for result in results:
+        for condition, metrics in (
+            ("clean", result.clean_metrics),
+            ("degraded", result.degraded_metrics),
+        ):
+            table.add_row(
+                f"{result.name} ({condition})",
+                str(metrics.probes),
+                f"{100 * metrics.rank1:.1f} %",
+                f"{100 * metrics.rank5:.1f} %",
+                f"{metrics.map_at_r:.3f}",
+                f"{100 * metrics.open_set.fnir:.1f} %",
+                f"{100 * metrics.tar_at_far_1e3:.1f} %",
+                f"{metrics.auc:.4f}",
+            )
+    return table

@@ -1,0 +1,131 @@
+"""`lineup evaluate`: measure models on identities they never saw, record it, draw the report.
+
+Every model is measured on the same `EvaluationSet` (the degraded probes are
+made once, seeded), so the figures of a pretrained and a fine-tuned model
+differ by the model alone. The figures go into each model's card, keyed to
+its weights, and optionally into an HTML report.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from app.gallery.calibration import calibrated_threshold
+from app.training.chips import ChipCache
+from app.training.embedding_size import embedding_size_experiment
+from app.training.evaluation import ModelEvaluation, build_evaluation_set, evaluate_model
+from app.training.face_tree import labelled_photos
+from app.training.model_card import read_card, record_metrics
+from app.training.report import ReportInputs, write_report
+from app.vision.backbones.base import Backbone
+from app.vision.backbones.registry import create_backbone
+from app.vision.embedder import FaceEmbedder
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """Where the photos are: the tree, its evaluation identities, and (for the size
+    experiment) training identities; `description` names them in cards and the report."""
+
+    root: Path
+    identities: list[str]
+    description: str
+    train_identities: list[str] | None = None
+
+
+def batched_embed(backbone: Backbone) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]]:
+    """`backbone.embed` over any number of chips, `EMBED_BATCH` at a time."""
+
+    def embed(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        parts = [
+            backbone.embed(chips[i : i + EMBED_BATCH]) for i in range(0, len(chips), EMBED_BATCH)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, backbone.embedding_dim), np.float32)
+
+    return embed
+
+
+def evaluate_models(
+    names: Sequence[str],
+    *,
+    data: EvaluationData,
+    embedder: FaceEmbedder,
+    cache_dir: Path,
+    models_dir: Path,
+    device: torch.device,
+    report_dir: Path | None = None,
+    step: Step | None = None,
+) -> list[ModelEvaluation]:
+    """Measure each model in `names` (the baseline first), record the figures, write the report."""
+    say = step or (lambda message: log.info(message))
+    cache = ChipCache(root=data.root, cache_dir=cache_dir, embedder=embedder)
+    say(f"finding and aligning the faces of {len(data.identities)} evaluation identities")
+    evaluation = build_evaluation_set(cache.build(labelled_photos(data.root, data.identities)))
+    results: list[ModelEvaluation] = []
+    backbones: dict[str, Backbone] = {}
+    thresholds: dict[str, float] = {}
+    for name in names:
+        say(f"measuring {name}")
+        backbone = create_backbone(name, device=device, models_dir=models_dir)
+        result = evaluate_model(name, batched_embed(backbone), evaluation)
+        baseline = {"model": names[0], **results[0].metrics_json()} if results else None
+        figures = {"data": data.description, **result.metrics_json()}
+        record_metrics(models_dir, backbone, figures, baseline=baseline)
+        results.append(result)
+        backbones[name] = backbone
+        thresholds[name] = _threshold(models_dir, backbone, result)
+    if report_dir is not None:
+        say(f"writing the report to {report_dir}")
+        inputs = ReportInputs(
+            evaluation=evaluation,
+            models=results,
+            cards={name: read_card(models_dir, name) for name in names},
+            thresholds=thresholds,
+            data_description=data.description,
+        )
+        _add_size_experiment(inputs, data=data, cache=cache, backbone=backbones[names[0]], say=say)
+        write_report(report_dir, inputs)
+    return results
+
+
+def _threshold(models_dir: Path, backbone: Backbone, result: ModelEvaluation) -> float:
+    """The card's calibrated threshold; without one, the clean FPIR 1 % point (and a warning)."""
+    found = calibrated_threshold(models_dir, backbone=backbone.name, weights_hash=backbone.version)
+    if found is not None:
+        return found
+    log.warning(
+        "%s has no calibrated threshold; the report marks its FPIR 1 %% point", backbone.name
+    )
+    return result.clean_metrics.open_set.threshold
+
+
+def _add_size_experiment(
+    inputs: ReportInputs,
+    *,
+    data: EvaluationData,
+    cache: ChipCache,
+    backbone: Backbone,
+    say: Step,
+) -> None:
+    """Train heads of each size on the training identities' features of `backbone`."""
+    if not data.train_identities:
+        return
+    say(f"embedding-size experiment on {backbone.name}'s descriptors")
+    chips = cache.build(labelled_photos(data.root, data.train_identities))
+    stacked = np.stack([chips.chip(index) for index in range(len(chips))])
+    features = batched_embed(backbone)(stacked)
+    base = next(model for model in inputs.models if model.name == backbone.name)
+    inputs.size_results = embedding_size_experiment(
+        features, chips.labels(), base, inputs.evaluation
+    )
+    inputs.size_base = backbone.name
