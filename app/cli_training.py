@@ -68,6 +68,9 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     m_per_class: Annotated[int, typer.Option(min=2, help="Photos per identity in a batch")] = 4,
     classes_per_batch: Annotated[int, typer.Option(min=2)] = 16,
+    batches_per_epoch: Annotated[
+        int | None, typer.Option(min=1, help="Default: as many as the photos fill")
+    ] = None,
     lr: Annotated[float, typer.Option(help="Learning rate of a projection head")] = 1e-3,
     pretrained_lr_factor: Annotated[float, typer.Option(help="Pretrained layers: lr × this")] = 0.1,
     freeze_depth: Annotated[int, typer.Option(help="Frozen blocks: 3 = stem + 2 stages")] = 3,
@@ -94,6 +97,7 @@ def train(
         epochs=epochs,
         m_per_class=m_per_class,
         classes_per_batch=classes_per_batch,
+        batches_per_epoch=batches_per_epoch,
         lr=lr,
         pretrained_lr_factor=pretrained_lr_factor,
         freeze_depth=freeze_depth,
