@@ -25,6 +25,7 @@ from app.jobs.training_data import (
     gallery_identities,
 )
 from app.training.chips import ChipSet
+from app.training.train_run import calibrate_model, calibration_count, hold_out
 from app.training.trainer import TrainProgress, train
 from app.vision.backbones.finetuned import WEIGHTS_FILE
 from app.vision.backbones.weights import weights_version
@@ -124,8 +125,13 @@ def _train(
     progress: Progress,
     cancelled: Cancelled,
 ) -> dict[str, Any]:
-    """Run the trainer, reporting after each batch and asking whether to stop."""
+    """Run the trainer, reporting after each batch and asking whether to stop; then calibrate
+    the new model's threshold on identities held out of training (`calibration_count`)."""
     directory = context.settings.models_dir / request.name
+    trained_on, held = hold_out(
+        chips.identities(), count=calibration_count(len(chips.identities()))
+    )
+    chips, held_out = chips.subset(trained_on), chips.subset(held)
     config = request.train_config(
         checkpoint_dir=directory,
         identities=len(chips.identities()),
@@ -145,6 +151,10 @@ def _train(
     outcome = train(config, chips, progress=on_batch, resume=False)
     if outcome.cancelled:
         raise OperationCancelled("the retrain was cancelled")
+    calibration = None
+    if held_out.records:
+        progress(1.0, f"calibrating on {len(held_out.identities())} held-out identities")
+        calibration = calibrate_model(directory, held_out, device=resolve_device(config.device))
     return {
         "model": request.name,
         "weights_hash": weights_version(directory / WEIGHTS_FILE),
@@ -155,4 +165,5 @@ def _train(
         "photos": len(chips),
         "skipped": dict(chips.skipped),
         "card": str(directory / "card.json"),
+        "calibration": calibration,
     }

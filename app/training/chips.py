@@ -75,6 +75,12 @@ class ChipSet:
         """The identities with at least one chip, sorted."""
         return sorted({record.identity for record in self.records})
 
+    def subset(self, identities: list[str]) -> "ChipSet":
+        """The chips of `identities` only (the skip counts stay the whole set's)."""
+        chosen = set(identities)
+        records = [record for record in self.records if record.identity in chosen]
+        return ChipSet(self.root, self.cache_dir, records, Counter(self.skipped))
+
     def labels(self) -> NDArray[np.int64]:
         """Each chip's identity as its index in `identities()`."""
         numbers = {name: number for number, name in enumerate(self.identities())}

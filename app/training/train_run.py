@@ -83,9 +83,20 @@ def train_model(
     if result.cancelled or not held:
         return TrainingRun(result, None, seconds)
     photos = labelled_photos(root, held, per_identity=CALIBRATION_PHOTOS)
-    device = result.network.backbone.fc.weight.device
-    calibration = calibrate_model(config.checkpoint_dir, cache.build(photos), device=device)
+    calibration = calibrate_model(
+        config.checkpoint_dir, cache.build(photos), device=_device_of(result)
+    )
     return TrainingRun(result, calibration, seconds)
+
+
+def calibration_count(identities: int) -> int:
+    """How many of `identities` a retrain holds out to calibrate on: a fifth, at most 40,
+    and none below 10 (too few to train on and to calibrate with at once)."""
+    return 0 if identities < 10 else min(40, identities // 5)
+
+
+def _device_of(result: TrainResult) -> torch.device:
+    return next(result.network.parameters()).device
 
 
 def calibrate_model(

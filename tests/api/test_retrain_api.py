@@ -295,3 +295,20 @@ def test_a_retrain_on_a_photo_tree_and_its_refusals(
         assert (tmp_path / "models" / "mine" / WEIGHTS_FILE).is_file()
         assert list((tmp_path / "data" / "training" / "chip-cache").glob("*/chips/*.png"))
         assert client.post("/admin/reindex", json={"backbone": "mine"}).status_code == 202
+
+
+def test_a_retrain_on_ten_or_more_identities_calibrates_on_held_out_ones(
+    tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
+) -> None:
+    """lfw_mini's 12 people: 10 train, 2 are held out and set the new model's threshold."""
+    folder = {"kind": "folder", "path": str(faces_dir / "lfw_mini")}
+    with running(tmp_path, embedder) as client:
+        job = client.post("/admin/retrain", json={"name": "held", "dataset": folder, **TINY_RUN})
+        done = wait_for_job(client, job.json()["id"])
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["identities"] == 10
+    calibration = result["calibration"]
+    assert (calibration["identities"], calibration["photos"]) == (2, 10)
+    card = (tmp_path / "models" / "held" / "card.json").read_text()
+    assert f'"threshold": {calibration["threshold"]}' in card
