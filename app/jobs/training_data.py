@@ -10,7 +10,6 @@ Faces whose chips were cut for another template (enrolled while a facenet
 model was active) are counted as skipped.
 """
 
-import hashlib
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from app.db.tables import Embedding, Face, ModelVersion, Photo
 from app.gallery.context import GalleryContext
 from app.gallery.errors import OperationCancelled
 from app.jobs.schemas import FolderDataset, GalleryDataset
-from app.training.chips import ChipCache, ChipRecord, ChipSet
+from app.training.chips import ChipCache, ChipRecord, ChipSet, tree_cache_dir
 from app.training.face_tree import identities, labelled_photos, read_split
 from app.vision.alignment import estimate_similarity
 from app.vision.alignment_template import DLIB_150
@@ -69,9 +68,10 @@ def folder_chips(
     cancelled: Cancelled,
 ) -> ChipSet:
     """The tree's chips, from the cache where they are already there, detected otherwise."""
-    key = hashlib.sha256(str(dataset.path.resolve()).encode()).hexdigest()[:16]
     cache = ChipCache(
-        root=dataset.path, cache_dir=cache_root / key, embedder=_dlib_aligner(context, device)
+        root=dataset.path,
+        cache_dir=tree_cache_dir(cache_root, dataset.path),
+        embedder=_dlib_aligner(context, device),
     )
 
     def progress(done: int, total: int) -> None:
