@@ -17,6 +17,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from app.config import Settings
     from app.training.evaluation import ModelEvaluation
+    from app.vision.embedder import FaceEmbedder
 
 Tree = Annotated[
     Path,
@@ -155,6 +156,10 @@ def evaluate(
     train_part: Annotated[
         str | None, typer.Option(help="Split part for the embedding-size experiment (report only)")
     ] = "train",
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="Also score a pairs file in LFW's format with its k-fold protocol"),
+    ] = None,
 ) -> None:
     """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV."""
     from app.config import get_settings
@@ -174,10 +179,11 @@ def evaluate(
     )
     console = Console(stderr=True)
     started = time.perf_counter()
+    embedder = build_embedder(settings)
     results = evaluate_models(
         names,
         data=data,
-        embedder=build_embedder(settings),
+        embedder=embedder,
         cache_dir=_cache_dir(settings, tree),
         models_dir=settings.models_dir,
         device=resolve_device(settings.device),
@@ -190,6 +196,29 @@ def evaluate(
     )
     if report is not None:
         console.print(f"report: {report / 'index.html'}")
+    if pairs is not None:
+        _print_pairs(settings, embedder, names, pairs)
+
+
+def _print_pairs(
+    settings: "Settings", embedder: "FaceEmbedder", names: list[str], pairs: Path
+) -> None:
+    from app.training.evaluate_run import evaluate_pairs
+    from app.vision.device import resolve_device
+
+    scored = evaluate_pairs(
+        names,
+        pairs_file=pairs,
+        embedder=embedder,
+        cache_dir=_cache_dir(settings, pairs.parent),
+        models_dir=settings.models_dir,
+        device=resolve_device(settings.device),
+    )
+    table = Table("model", "pairs", "unscored", "accuracy (k-fold)", "AUC", title=str(pairs))
+    for name, result in scored.items():
+        accuracy = f"{100 * result.accuracy:.2f} % over {len(result.folds)} folds"
+        table.add_row(name, str(result.pairs), str(result.unscored), accuracy, f"{result.auc:.4f}")
+    Console().print(table)
 
 
 def _results_table(results: list["ModelEvaluation"]) -> Table:

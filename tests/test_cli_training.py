@@ -54,6 +54,7 @@ def evaluated(trained: Result, dirs: tuple[Path, Path], faces_dir: Path) -> Resu
     data_dir, models_dir = dirs
     args = ["evaluate", str(faces_dir / "lfw_mini"), "--model", "dlib-resnet", "--model", "tiny"]
     args += ["--report", str(data_dir / "reports" / "lfw")]
+    args += ["--pairs", str(faces_dir / "lfw_mini" / "pairs.txt")]
     return invoke(args, data_dir=data_dir, models_dir=models_dir)
 
 
@@ -106,3 +107,11 @@ def test_the_report_page_shows_its_pictures_and_limitations(
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{name}"' in page
     assert "Demographic gaps" in page and "Threshold choice" in page
+
+
+def test_evaluate_scores_a_pairs_file_with_its_k_fold_protocol(evaluated: Result) -> None:
+    rows = [line for line in evaluated.output.splitlines() if "over 2 folds" in line]
+    assert len(rows) == 2  # dlib-resnet and tiny
+    dlib = next(row for row in rows if "dlib-resnet" in row)
+    accuracy = float(dlib.split("%")[0].split()[-1])
+    assert accuracy >= 95.0, dlib

@@ -19,9 +19,10 @@ from app.gallery.calibration import calibrated_threshold
 from app.training.chips import ChipCache
 from app.training.embedding_size import embedding_size_experiment
 from app.training.evaluation import ModelEvaluation, build_evaluation_set, evaluate_model
-from app.training.face_tree import labelled_photos
+from app.training.face_tree import LabelledPhoto, labelled_photos
 from app.training.model_card import read_card, record_metrics
 from app.training.report import ReportInputs, write_report
+from app.training.verification import PairsResult, read_pairs, score_pairs
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.registry import create_backbone
 from app.vision.embedder import FaceEmbedder
@@ -129,3 +130,27 @@ def _add_size_experiment(
         features, chips.labels(), base, inputs.evaluation
     )
     inputs.size_base = backbone.name
+
+
+def evaluate_pairs(
+    names: Sequence[str],
+    *,
+    pairs_file: Path,
+    embedder: FaceEmbedder,
+    cache_dir: Path,
+    models_dir: Path,
+    device: torch.device,
+) -> dict[str, PairsResult]:
+    """Each model's k-fold accuracy on a pairs file in LFW's format (`read_pairs`)."""
+    pairs = read_pairs(pairs_file)
+    photos = sorted({photo for pair in pairs for photo in (pair.first, pair.second)})
+    cache = ChipCache(root=pairs_file.parent, cache_dir=cache_dir, embedder=embedder)
+    chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
+    stacked = np.stack([chips.chip(index) for index in range(len(chips))])
+    paths = [chips.photo_path(index) for index in range(len(chips))]
+    results = {}
+    for name in names:
+        backbone = create_backbone(name, device=device, models_dir=models_dir)
+        embeddings = batched_embed(backbone)(stacked)
+        results[name] = score_pairs(pairs, dict(zip(paths, embeddings, strict=True)))
+    return results

@@ -5,11 +5,13 @@ pairs it is then scored on would flatter the model, so LFW's protocol picks
 the threshold on k−1 folds and measures accuracy on the fold left out.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.metrics import roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,40 @@ def kfold_accuracy(
         )
         results.append(FoldResult(fold=int(fold), threshold=threshold, accuracy=accuracy))
     return results
+
+
+@dataclass(frozen=True)
+class PairsResult:
+    """A pairs file scored by one model: mean held-out accuracy, per fold, and the AUC.
+
+    `unscored` pairs had a photo without a usable face; they count as "different
+    person" decisions (similarity −1), as a verification system would answer.
+    """
+
+    pairs: int
+    unscored: int
+    accuracy: float
+    folds: list[FoldResult]
+    auc: float
+
+
+def score_pairs(
+    pairs: list[ImagePair], embeddings: Mapping[Path, NDArray[np.float32]]
+) -> PairsResult:
+    """Score every pair with the cosine similarity of its photos' embeddings, k-fold."""
+    missing = [p for p in pairs if p.first not in embeddings or p.second not in embeddings]
+    similarities = np.array(
+        [
+            float(embeddings[p.first] @ embeddings[p.second]) if p not in missing else -1.0
+            for p in pairs
+        ]
+    )
+    same = np.array([pair.same for pair in pairs])
+    folds = kfold_accuracy(similarities, same, np.array([pair.fold for pair in pairs]))
+    return PairsResult(
+        pairs=len(pairs),
+        unscored=len(missing),
+        accuracy=float(np.mean([fold.accuracy for fold in folds])),
+        folds=folds,
+        auc=float(roc_auc_score(same, similarities)),
+    )
