@@ -72,11 +72,23 @@ def freeze_blocks(network: EmbeddingNetwork, *, depth: int) -> None:
 def parameter_groups(
     network: EmbeddingNetwork, *, lr: float, pretrained_lr_factor: float
 ) -> list[dict[str, object]]:
-    """Optimizer groups: trainable pretrained weights at `lr × factor`, the head at `lr`."""
-    pretrained = [p for p in network.backbone.parameters() if p.requires_grad]
+    """Optimizer groups: one per trainable pretrained tensor, scaled to it, and the head at `lr`.
+
+    Adam moves every weight by about its learning rate per step, whatever the
+    weight's size. dlib's late convolutions hold weights of about 4e-4 (their
+    affine layers scale by up to 11), so a plain 1e-4 rewrites them within a
+    few hundred steps and the pretrained network is lost. Each pretrained
+    tensor therefore learns at `lr × pretrained_lr_factor × RMS(tensor)`: a
+    step changes it by about that fraction of its own typical size. A tensor
+    of zeros has no size to scale by and stays as it is; dlib's convolution
+    biases are nearly zero (the affine shifts carry the bias) and barely move.
+    """
     groups: list[dict[str, object]] = []
-    if pretrained:
-        groups.append({"params": pretrained, "lr": lr * pretrained_lr_factor, "name": "pretrained"})
+    for name, parameter in network.backbone.named_parameters():
+        rms = float(parameter.detach().pow(2).mean().sqrt())
+        if parameter.requires_grad and rms > 0:
+            step = lr * pretrained_lr_factor * rms
+            groups.append({"params": [parameter], "lr": step, "name": f"pretrained.{name}"})
     if network.head is not None:
         groups.append({"params": list(network.head.parameters()), "lr": lr, "name": "head"})
     if not groups:

@@ -12,6 +12,7 @@ from app.training.network import (
     embed_chips,
     freeze_blocks,
     parameter_groups,
+    pretrained_network,
 )
 from app.vision.backbones.dlib_resnet import DlibFaceResNet
 
@@ -56,8 +57,9 @@ def test_pretrained_layers_learn_slower_than_the_head() -> None:
     net = network(head_dim=64)
     freeze_blocks(net, depth=6)  # only the backbone's fc still trains
     groups = parameter_groups(net, lr=1e-3, pretrained_lr_factor=0.1)
+    fc_rms = float(net.backbone.fc.weight.detach().pow(2).mean().sqrt())
     assert [(g["name"], g["lr"]) for g in groups] == [
-        ("pretrained", pytest.approx(1e-4)),
+        ("pretrained.fc.weight", pytest.approx(1e-4 * fc_rms)),
         ("head", 1e-3),
     ]
     assert groups[0]["params"] == [net.backbone.fc.weight]
@@ -67,6 +69,19 @@ def test_pretrained_layers_learn_slower_than_the_head() -> None:
     freeze_blocks(bare, depth=len(BLOCKS))
     with pytest.raises(ValueError, match="nothing to train"):
         parameter_groups(bare, lr=1e-3, pretrained_lr_factor=0.1)
+
+
+def test_each_pretrained_tensor_learns_in_proportion_to_its_own_size() -> None:
+    """dlib's weights span two orders of magnitude; Adam's step must follow them."""
+    net = pretrained_network(freeze_depth=3)
+    groups = {g["name"]: g for g in parameter_groups(net, lr=1e-3, pretrained_lr_factor=0.3)}
+    conv = net.backbone.units[12].conv1
+    rms = float(conv.weight.detach().pow(2).mean().sqrt())
+    assert rms < 1e-3  # a late convolution's weights are tiny
+    assert groups["pretrained.units.12.conv1.weight"]["lr"] == pytest.approx(3e-4 * rms)
+    bias = groups["pretrained.units.12.conv1.bias"]  # nearly zero in dlib's file
+    assert bias["lr"] < groups["pretrained.units.12.affine1.shift"]["lr"] / 100
+    assert not any(name.startswith("pretrained.stem") for name in groups)  # frozen
 
 
 def test_embeddings_have_unit_length_and_the_heads_size() -> None:
