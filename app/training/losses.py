@@ -60,9 +60,22 @@ class Objective:
     loss: BaseMetricLossFunction
     miner: BaseMiner | None
 
-    def __call__(self, embeddings: Tensor, labels: Tensor) -> Tensor:
-        mined = None if self.miner is None else self.miner(embeddings, labels)
-        loss: Tensor = self.loss(embeddings, labels, mined)
+    def __call__(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        *,
+        reference: Tensor | None = None,
+        reference_labels: Tensor | None = None,
+    ) -> Tensor:
+        """The batch's loss. With a `reference`, anchors are `embeddings` and their
+        positives and negatives are drawn from the reference set instead of the batch."""
+        mined = (
+            None
+            if self.miner is None
+            else self.miner(embeddings, labels, reference, reference_labels)
+        )
+        loss: Tensor = self.loss(embeddings, labels, mined, reference, reference_labels)
         return loss
 
 

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from app.vision.backbones.dlib_backbone import default_weights_path
-from app.vision.backbones.dlib_resnet import STAGES, DlibFaceResNet
+from app.vision.backbones.dlib_resnet import STAGES, DlibFaceResNet, fold_for_inference
 
 # The network itself lives with the backbones, which serve it once trained.
 from app.vision.backbones.embedding_network import EmbeddingNetwork as EmbeddingNetwork
@@ -123,3 +123,11 @@ def embed_chips(
     if not outputs:
         return np.zeros((0, network.embedding_dim), dtype=np.float32)
     return torch.cat(outputs).numpy().astype(np.float32, copy=False)
+
+
+def pretrained_reference(device: torch.device, *, weights_path: Path | None = None) -> nn.Module:
+    """dlib's network as it was, frozen and folded for speed: the fixed reference that
+    training's anchors are mined against (`TrainConfig.reference = "pretrained"`)."""
+    path = default_weights_path() if weights_path is None else weights_path
+    folded = fold_for_inference(DlibFaceResNet.from_dlib_file(path))
+    return EmbeddingNetwork(folded).to(device).eval().requires_grad_(False)

@@ -15,6 +15,8 @@ from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
 from app.vision.device import DeviceName
 
 OPTIMIZERS = ("adamw", "sgd")
+VIEWS = ("single", "paired")
+REFERENCES = ("batch", "pretrained")
 # May differ between a checkpoint and the run that resumes it.
 RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "epochs", "device", "workers", "keep_checkpoints"})
 
@@ -25,7 +27,17 @@ class TrainConfig:
 
     A batch holds `classes_per_batch` identities × `m_per_class` photos; an
     epoch is `batches_per_epoch` batches (None: as many as the photos fill).
-    Pretrained layers learn at `lr × pretrained_lr_factor`, the head at `lr`.
+    Pretrained tensors learn at `lr × pretrained_lr_factor × their RMS`
+    (`network.parameter_groups`), the head at `lr`.
+
+    `views`: each photo enters a batch once, augmented (`single`), or twice,
+    clean and CCTV-damaged (`paired`). `reference`: triplets are mined among
+    the batch's own embeddings (`batch`), or every embedding of the batch is an
+    anchor whose positives and negatives are the *pretrained* network's
+    embeddings of the clean views (`pretrained`): a damaged face is pulled
+    towards where dlib puts its person's clean photos, and a clean face is
+    held where dlib put it, which is what keeps clean accuracy while the
+    network learns to see through CCTV damage.
     """
 
     checkpoint_dir: Path
@@ -46,6 +58,8 @@ class TrainConfig:
     freeze_depth: int = DEFAULT_FREEZE_DEPTH
     head_dim: int | None = None
     augment: bool = True
+    views: str = "single"
+    reference: str = "batch"
     seed: int = 0
     device: DeviceName = "auto"
     workers: int = 0
@@ -53,6 +67,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self._check_objective()
+        self._check_views()
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose {OPTIMIZERS}")
         if not 0 <= self.freeze_depth <= len(BLOCKS):
@@ -69,6 +84,16 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, not {value}")
         if self.m_per_class < 2:
             raise ValueError("m_per_class must be at least 2: a batch needs same-person pairs")
+
+    def _check_views(self) -> None:
+        if self.views not in VIEWS:
+            raise ValueError(f"unknown views {self.views!r}; choose {VIEWS}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"unknown reference {self.reference!r}; choose {REFERENCES}")
+        if self.views == "paired" and not self.augment:
+            raise ValueError("paired views are a clean and a CCTV-damaged view: augment must be on")
+        if self.reference == "pretrained" and self.head_dim not in (None, 128):
+            raise ValueError("a pretrained reference is 128-d: use no head, or head_dim=128")
 
     def _check_objective(self) -> None:
         """Fail now, not after hours of data loading, on an unknown loss or miner."""

@@ -33,7 +33,12 @@ from app.training.dataset import ChipDataset
 from app.training.degrade import AugmentationSettings
 from app.training.losses import Objective, build_objective
 from app.training.model_card import record_training
-from app.training.network import EmbeddingNetwork, parameter_groups, pretrained_network
+from app.training.network import (
+    EmbeddingNetwork,
+    parameter_groups,
+    pretrained_network,
+    pretrained_reference,
+)
 from app.training.sampling import EpochSampler
 from app.training.train_config import TrainConfig
 from app.vision.alignment_template import DLIB_150
@@ -90,6 +95,7 @@ class _Run:
     sampler: EpochSampler
     dataset: ChipDataset
     epoch_losses: list[float]
+    reference: torch.nn.Module | None
 
 
 def train(
@@ -138,8 +144,18 @@ def _start(config: TrainConfig, train_chips: ChipSet, *, resume: bool) -> _Run:
         epoch_losses = _restore(config, latest, network=network, optimizer=optimizer, device=device)
     loader, sampler, dataset = _loader(config, train_chips, device=device)
     objective = build_objective(loss=config.loss, miner=config.miner, margins=config.margins)
+    reference = pretrained_reference(device) if config.reference == "pretrained" else None
     return _Run(
-        config, device, network, optimizer, objective, loader, sampler, dataset, epoch_losses
+        config,
+        device,
+        network,
+        optimizer,
+        objective,
+        loader,
+        sampler,
+        dataset,
+        epoch_losses,
+        reference,
     )
 
 
@@ -148,7 +164,12 @@ def _loader(
 ) -> tuple[DataLoader[tuple[torch.Tensor, int]], EpochSampler, ChipDataset]:
     """Batches of `m_per_class` chips of `classes_per_batch` identities, augmented if asked."""
     augmentation = AugmentationSettings() if config.augment else None
-    dataset = ChipDataset(train_chips, augmentation=augmentation, seed=config.seed)
+    dataset = ChipDataset(
+        train_chips,
+        augmentation=augmentation,
+        paired=config.views == "paired",
+        seed=config.seed,
+    )
     batches = config.batches_per_epoch or max(1, len(dataset) // config.batch_size)
     sampler = EpochSampler(
         dataset.labels,
@@ -217,8 +238,8 @@ def _run_epoch(
     for batch, (pixels, labels) in enumerate(run.loader, start=1):
         if cancel is not None and cancel.is_set():
             return None
-        embeddings = run.network(pixels.to(run.device, non_blocking=True))
-        loss = run.objective(embeddings, labels.to(run.device))
+        device = run.device
+        loss = _batch_loss(run, pixels.to(device, non_blocking=True), labels.to(device))
         run.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         run.optimizer.step()
@@ -227,6 +248,22 @@ def _run_epoch(
         if progress is not None and progress(report) is False:
             return None
     return sum(losses) / len(losses)
+
+
+def _batch_loss(run: _Run, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The objective on one batch: B×3×S×S single views, or B×2×3×S×S paired ones.
+
+    Every view is an anchor. With a pretrained reference, its positives and
+    negatives are the reference network's embeddings of the batch's clean views.
+    """
+    paired = pixels.ndim == 5
+    embeddings = run.network(pixels.flatten(0, 1) if paired else pixels)
+    anchor_labels = labels.repeat_interleave(pixels.shape[1]) if paired else labels
+    if run.reference is None:
+        return run.objective(embeddings, anchor_labels)
+    with torch.no_grad():
+        reference = run.reference(pixels[:, 0] if paired else pixels)
+    return run.objective(embeddings, anchor_labels, reference=reference, reference_labels=labels)
 
 
 def _checkpoint(run: _Run, *, epoch: int, train_chips: ChipSet) -> None:

@@ -128,3 +128,20 @@ def test_default_miners_and_unknown_names() -> None:
         build_objective(loss="arcface", margins=Margins())
     with pytest.raises(ValueError, match="no miner 'semihard'"):
         build_objective(loss="contrastive", miner="semihard", margins=Margins())
+
+
+def test_with_a_reference_anchors_meet_positives_and_negatives_from_the_reference_only() -> None:
+    """One anchor at 0° (class 0); reference: class 0 at 60°, class 1 at 100° and 180°.
+
+    Margin 1.0, miner "all": both triplets violate it. d(a,p) = chord 60° = 1;
+    d(a,n) = chord 100° ≈ 1.532 and chord 180° = 2. Losses 1 − 1.532 + 1 ≈ 0.468
+    and 1 − 2 + 1 = 0: only the first is positive, so the average over positive
+    triplets is 0.468.
+    """
+    objective = build_objective(loss="triplet", miner="all", margins=Margins(1.0))
+    anchor = points()[:1]
+    reference = points()[1:]
+    loss = objective(
+        anchor, LABELS[:1], reference=reference, reference_labels=torch.tensor([0, 1, 1])
+    )
+    assert float(loss) == pytest.approx(1.0 - chord(100.0) + 1.0)

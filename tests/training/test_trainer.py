@@ -24,6 +24,8 @@ from app.training.checkpoints import (
     save_state,
 )
 from app.training.chips import ChipSet
+from app.training.dataset import ChipDataset
+from app.training.degrade import AugmentationSettings
 from app.training.network import embed_chips
 from app.training.train_config import TrainConfig
 from app.training.trainer import TrainProgress, TrainResult, train
@@ -165,3 +167,43 @@ def test_a_run_on_the_gpu_leaves_weights_that_load_on_the_cpu(
     chips = np.stack([lfw_chips.chip(i) for i in range(len(lfw_chips))])
     on_gpu = embed_chips(result.network, chips, device=torch.device("cuda"))
     assert np.allclose(embed_chips(loaded, chips, device=CPU), on_gpu, atol=1e-4)
+
+
+def test_paired_views_are_a_clean_chip_and_its_cctv_damaged_twin(lfw_chips: ChipSet) -> None:
+    dataset = ChipDataset(lfw_chips, augmentation=AugmentationSettings(), paired=True, seed=3)
+    views, label = dataset[0]
+    assert views.shape == (2, 3, 150, 150) and label == 0
+    clean, damaged = views[0], views[1]
+    # The clean view is the chip, mirrored or not, under a colour jitter: its layout matches.
+    chip = torch.from_numpy(lfw_chips.chip(0)).permute(2, 0, 1).float()
+    correlations = [
+        float(torch.corrcoef(torch.stack([clean.flatten(), c.flatten()]))[0, 1])
+        for c in (chip, chip.flip(-1))
+    ]
+    assert max(correlations) > 0.95
+
+    # The damaged view has lost fine detail: less high-frequency energy than the clean one.
+    def detail(image: torch.Tensor) -> float:
+        return float((image[:, :, 1:] - image[:, :, :-1]).abs().mean())
+
+    assert detail(damaged) < detail(clean)
+
+
+def test_a_paired_run_against_the_pretrained_reference_trains_and_says_so(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    run_config = config(tmp_path / "paired", views="paired", reference="pretrained", augment=True)
+    result = train(run_config, lfw_chips)
+    assert len(result.epoch_losses) == 2 and all(np.isfinite(result.epoch_losses))
+    card = json.loads((run_config.checkpoint_dir / "card.json").read_text())
+    assert card["training"]["config"]["views"] == "paired"
+    assert card["training"]["config"]["reference"] == "pretrained"
+
+
+def test_a_pretrained_reference_needs_128_dimensions_and_pairs_need_augmentation(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match="128-d"):
+        config(tmp_path, reference="pretrained", head_dim=32)
+    with pytest.raises(ValueError, match="augment must be on"):
+        config(tmp_path, views="paired", augment=False)
