@@ -77,6 +77,12 @@ def train(
     freeze_depth: Annotated[int, typer.Option(help="Frozen blocks: 3 = stem + 2 stages")] = 3,
     head_dim: Annotated[int | None, typer.Option(help="Add a projection head of this size")] = None,
     augment: Annotated[bool, typer.Option(help="Flips, colour jitter, CCTV damage")] = True,
+    views: Annotated[
+        str, typer.Option(help="single: one augmented view; paired: clean + CCTV twin")
+    ] = "single",
+    reference: Annotated[
+        str, typer.Option(help="batch: mine in the batch; pretrained: against dlib's clean views")
+    ] = "batch",
     seed: Annotated[int, typer.Option()] = 0,
     calibration_identities: Annotated[
         int, typer.Option(help="Identities held out of training to calibrate the threshold")
@@ -104,6 +110,8 @@ def train(
         freeze_depth=freeze_depth,
         head_dim=head_dim,
         augment=augment,
+        views=views,
+        reference=reference,
         seed=seed,
         device=settings.device,
     )
