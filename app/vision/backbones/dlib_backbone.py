@@ -13,6 +13,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from numpy.typing import NDArray
 
 from app.vision.alignment_template import DLIB_150, AlignmentTemplate
+from app.vision.backbones.chip_input import check_chips, chip_pixels
 from app.vision.backbones.dlib_resnet import (
     EMBEDDING_DIM,
     INPUT_SIZE,
@@ -64,17 +65,9 @@ class DlibResnetBackbone:
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Embed `chips` (Nx150x150x3 RGB uint8) as an Nx128 L2-normalised float32 array."""
-        expected = (INPUT_SIZE, INPUT_SIZE, 3)
-        if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != expected:
-            raise ValueError(
-                f"chips must be uint8 Nx{INPUT_SIZE}x{INPUT_SIZE}x3, "
-                f"got {chips.dtype} {chips.shape}"
-            )
+        check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         with torch.inference_mode():
-            # torch.from_numpy warns on read-only arrays: "W" copies those (only those).
-            # NHWC viewed as NCHW is already channels_last, the layout the network runs in.
-            pixels = torch.from_numpy(np.require(chips, requirements=("C", "W"))).to(self.device)
-            raw = self._network(pixels.permute(0, 3, 1, 2).float())
+            raw = self._network(chip_pixels(chips, self.device))
             return F.normalize(raw, dim=1).cpu().numpy().astype(np.float32, copy=False)

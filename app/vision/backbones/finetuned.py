@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
 
 from app.vision.alignment_template import DLIB_150, AlignmentTemplate
+from app.vision.backbones.chip_input import check_chips, chip_pixels
 from app.vision.backbones.dlib_resnet import (
     EMBEDDING_DIM,
     INPUT_SIZE,
@@ -101,17 +102,11 @@ class FineTunedBackbone:
 
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Embed `chips` (N×150×150×3 RGB uint8) as an N×D L2-normalised float32 array."""
-        expected = (INPUT_SIZE, INPUT_SIZE, 3)
-        if chips.dtype != np.uint8 or chips.ndim != 4 or chips.shape[1:] != expected:
-            raise ValueError(
-                f"chips must be uint8 Nx{INPUT_SIZE}x{INPUT_SIZE}x3, "
-                f"got {chips.dtype} {chips.shape}"
-            )
+        check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
-            pixels = torch.from_numpy(np.require(chips, requirements=("C", "W"))).to(self.device)
-            descriptors = self._backbone(pixels.permute(0, 3, 1, 2).float())
+            descriptors = self._backbone(chip_pixels(chips, self.device))
             if self._head is not None:
                 descriptors = self._head(descriptors)
             unit = torch.nn.functional.normalize(descriptors, dim=1)
