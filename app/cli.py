@@ -390,7 +390,11 @@ def _training_summary(entry: "ModelEntry") -> str:
     """ "built in", or what a fine-tuned model's card says it was trained from and how."""
     if entry.kind != "fine-tuned":
         return entry.kind.replace("-", " ")
-    epochs = f"{entry.epochs} epochs" if entry.epochs is not None else "epochs unknown"
+    epochs = (
+        f"{entry.epochs} epoch{'' if entry.epochs == 1 else 's'}"
+        if entry.epochs is not None
+        else "epochs unknown"
+    )
     return f"{entry.base or 'unknown base'} + {entry.loss or 'unknown loss'}, {epochs}"
 
 
