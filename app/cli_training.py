@@ -40,6 +40,13 @@ def _identities(tree: Path, split: Path | None, part: str) -> list[str]:
     return [name for name in chosen if name in present]
 
 
+def _describe(tree: Path, split: Path | None, part: str) -> str:
+    """How cards and reports name the photos used."""
+    return (
+        f"{tree.name} {part} identities ({split.name})" if split else f"{tree.name}, every identity"
+    )
+
+
 def _cache_dir(settings: "Settings", tree: Path) -> Path:
     from app.training.chips import tree_cache_dir
 
@@ -135,6 +142,7 @@ def train(
             embedder=build_embedder(settings),
             cache_dir=_cache_dir(settings, tree),
             calibration_identities=calibration_identities,
+            data_description=_describe(tree, split, part),
             chip_progress=lambda done, total: bar.update(chips, completed=done, total=total),
             progress=on_batch,
             resume=resume,
@@ -178,7 +186,7 @@ def evaluate(
 
     settings = get_settings()
     names = model or ["dlib-resnet", *finetuned_models(settings.models_dir)]
-    described = f"{tree.name} {part} identities" + (f" ({split.name})" if split else "")
+    described = _describe(tree, split, part)
     data = EvaluationData(
         root=tree,
         identities=_identities(tree, split, part),

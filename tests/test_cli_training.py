@@ -70,7 +70,10 @@ def test_train_leaves_a_model_folder_that_loads_as_a_backbone(
     assert card["training"]["loss"] == "triplet"
     assert card["training"]["miner"] == "semihard"
     assert len(card["training"]["epoch_losses"]) == 2
-    assert card["training"]["data"]["identities"] == 9  # 12 less the 3 held out
+    data = card["training"]["data"]
+    assert data["identities"] == 9  # 12 less the 3 held out
+    assert len(data["held_out_for_calibration"]) == 3
+    assert data["description"] == "lfw_mini, every identity"
 
 
 def test_train_calibrates_the_threshold_on_held_out_identities(dirs: tuple[Path, Path]) -> None:

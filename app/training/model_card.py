@@ -87,6 +87,13 @@ def record_training(
     return _write_card(models_dir, name, card)
 
 
+def record_training_data(models_dir: Path, name: str, **facts: Any) -> Path:
+    """Add `facts` (which split, which identities were held out) to the card's training data."""
+    card = read_card(models_dir, name)
+    card.setdefault("training", {}).setdefault("data", {}).update(facts)
+    return _write_card(models_dir, name, card)
+
+
 def _write_card(models_dir: Path, name: str, card: dict[str, Any]) -> Path:
     path = models_dir / name / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

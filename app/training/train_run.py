@@ -25,7 +25,7 @@ import torch
 from app.training.calibration import calibrate
 from app.training.chips import ChipCache, ChipSet
 from app.training.face_tree import labelled_photos
-from app.training.model_card import record_calibration
+from app.training.model_card import record_calibration, record_training_data
 from app.training.train_config import TrainConfig
 from app.training.trainer import ProgressCallback, TrainResult, train
 from app.vision.backbones.registry import create_backbone
@@ -67,6 +67,7 @@ def train_model(
     embedder: FaceEmbedder,
     cache_dir: Path,
     calibration_identities: int = 40,
+    data_description: str | None = None,
     chip_progress: ChipProgress | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
@@ -80,6 +81,14 @@ def train_model(
     started = time.perf_counter()
     result = train(config, chips, progress=progress, cancel=cancel, resume=resume)
     seconds = time.perf_counter() - started
+    if not result.cancelled:
+        record_training_data(
+            config.checkpoint_dir.parent,
+            config.checkpoint_dir.name,
+            description=data_description or root.name,
+            held_out_for_calibration=held,
+            training_seconds=round(seconds),
+        )
     if result.cancelled or not held:
         return TrainingRun(result, None, seconds)
     photos = labelled_photos(root, held, per_identity=CALIBRATION_PHOTOS)
