@@ -6,6 +6,7 @@ under CI (`CI=true`), where `.ci/run` installs it and a skip would hide a gap.
 """
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -35,7 +36,12 @@ LAPTOP = {"width": 1280, "height": 800}
 
 
 def settings_for(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, models_dir=REPO_MODELS, device="cpu")
+    """Settings over `data_dir`, with a models folder of dlib-resnet's card alone, so the
+    pages show the same models whatever else has been trained into the repository's."""
+    models = data_dir / "models"
+    (models / "dlib-resnet").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_MODELS / "dlib-resnet" / "card.json", models / "dlib-resnet")
+    return Settings(data_dir=data_dir, models_dir=models, device="cpu")
 
 
 @pytest.fixture(scope="module")
