@@ -14,10 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.training.train_config import TrainConfig
+
 if TYPE_CHECKING:
     from app.config import Settings
     from app.training.evaluation import ModelEvaluation
     from app.vision.embedder import FaceEmbedder
+
+DEFAULT = TrainConfig.default
 
 Tree = Annotated[
     Path,
@@ -72,24 +76,30 @@ def train(
     miner: Annotated[
         str | None, typer.Option(help="triplet: semihard (default), hard, all, batch-hard")
     ] = None,
-    margin: Annotated[float, typer.Option(help="Triplet margin (unit-sphere distance)")] = 0.2,
-    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    margin: Annotated[float, typer.Option(help="Triplet margin (unit-sphere distance)")] = DEFAULT(
+        "margin"
+    ),
+    epochs: Annotated[int, typer.Option(min=1)] = DEFAULT("epochs"),
     m_per_class: Annotated[int, typer.Option(min=2, help="Photos per identity in a batch")] = 4,
     classes_per_batch: Annotated[int, typer.Option(min=2)] = 16,
     batches_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Default: as many as the photos fill")
     ] = None,
     lr: Annotated[float, typer.Option(help="Learning rate of a projection head")] = 1e-3,
-    pretrained_lr_factor: Annotated[float, typer.Option(help="Pretrained layers: lr × this")] = 0.1,
-    freeze_depth: Annotated[int, typer.Option(help="Frozen blocks: 3 = stem + 2 stages")] = 3,
+    pretrained_lr_factor: Annotated[
+        float, typer.Option(help="Pretrained tensors: lr × this × their RMS")
+    ] = DEFAULT("pretrained_lr_factor"),
+    freeze_depth: Annotated[int, typer.Option(help="Frozen blocks: 3 = stem + 2 stages")] = DEFAULT(
+        "freeze_depth"
+    ),
     head_dim: Annotated[int | None, typer.Option(help="Add a projection head of this size")] = None,
     augment: Annotated[bool, typer.Option(help="Flips, colour jitter, CCTV damage")] = True,
     views: Annotated[
         str, typer.Option(help="single: one augmented view; paired: clean + CCTV twin")
-    ] = "single",
+    ] = DEFAULT("views"),
     reference: Annotated[
         str, typer.Option(help="batch: mine in the batch; pretrained: against dlib's clean views")
-    ] = "batch",
+    ] = DEFAULT("reference"),
     seed: Annotated[int, typer.Option()] = 0,
     calibration_identities: Annotated[
         int, typer.Option(help="Identities held out of training to calibrate the threshold")

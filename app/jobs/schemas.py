@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
+from app.training.network import BLOCKS
 from app.training.train_config import TrainConfig
 from app.vision.backbones.finetuned import MODEL_NAME, is_model_name
 from app.vision.backbones.registry import BACKBONES
@@ -95,15 +95,18 @@ class RetrainRequest(BaseModel):
     dataset: Annotated[FolderDataset | GalleryDataset, Field(discriminator="kind")]
     loss: str = "triplet"
     miner: str | None = None
-    margin: float = Field(default=0.2, gt=0.0, le=2.0)
-    epochs: int = Field(default=10, ge=1, le=1000)
+    margin: float = Field(default=TrainConfig.default("margin"), gt=0.0, le=2.0)
+    epochs: int = Field(default=TrainConfig.default("epochs"), ge=1, le=1000)
     m_per_class: int = Field(default=4, ge=2, le=64)
     classes_per_batch: int | None = Field(default=None, ge=2, le=1024)
     batches_per_epoch: int | None = Field(default=None, ge=1)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
-    freeze_depth: int = Field(default=DEFAULT_FREEZE_DEPTH, ge=0, le=len(BLOCKS))
+    pretrained_lr_factor: float = Field(default=TrainConfig.default("pretrained_lr_factor"), gt=0.0)
+    freeze_depth: int = Field(default=TrainConfig.default("freeze_depth"), ge=0, le=len(BLOCKS))
     head_dim: int | None = Field(default=None, ge=2, le=4096)
     augment: bool = True
+    views: Literal["single", "paired"] = TrainConfig.default("views")
+    reference: Literal["batch", "pretrained"] = TrainConfig.default("reference")
     seed: int = 0
 
     @field_validator("name")
@@ -133,9 +136,12 @@ class RetrainRequest(BaseModel):
             classes_per_batch=self.classes_per_batch or min(DEFAULT_CLASSES_PER_BATCH, identities),
             batches_per_epoch=self.batches_per_epoch,
             lr=self.lr,
+            pretrained_lr_factor=self.pretrained_lr_factor,
             freeze_depth=self.freeze_depth,
             head_dim=self.head_dim,
             augment=self.augment,
+            views=self.views,
+            reference=self.reference,
             seed=self.seed,
             device=device,
         )

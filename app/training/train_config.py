@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.training.losses import DEFAULT_MINERS, LOSSES, Margins, build_objective
-from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
+from app.training.network import BLOCKS
 from app.vision.device import DeviceName
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -43,23 +43,23 @@ class TrainConfig:
     checkpoint_dir: Path
     loss: str = "triplet"
     miner: str | None = None
-    margin: float = 0.2
+    margin: float = 0.05
     pos_margin: float = 0.0
     neg_margin: float = 1.0
-    epochs: int = 10
+    epochs: int = 2
     m_per_class: int = 4
     classes_per_batch: int = 16
     batches_per_epoch: int | None = None
     optimizer: str = "adamw"
     lr: float = 1e-3
-    pretrained_lr_factor: float = 0.1
+    pretrained_lr_factor: float = 0.3
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    freeze_depth: int = DEFAULT_FREEZE_DEPTH
+    freeze_depth: int = 0
     head_dim: int | None = None
     augment: bool = True
-    views: str = "single"
-    reference: str = "batch"
+    views: str = "paired"
+    reference: str = "pretrained"
     seed: int = 0
     device: DeviceName = "auto"
     workers: int = 0
@@ -113,6 +113,11 @@ class TrainConfig:
     @property
     def batch_size(self) -> int:
         return self.m_per_class * self.classes_per_batch
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default recipe's value of setting `name` (the CLI and the retrain API offer it)."""
+        return next(f.default for f in fields(cls) if f.name == name)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types only, for checkpoints and model cards."""

@@ -35,6 +35,9 @@ TINY_RUN = {
     "freeze_depth": 5,
     "head_dim": 64,
     "augment": False,
+    # The plain building blocks: one unaugmented view, triplets mined in the batch.
+    "views": "single",
+    "reference": "batch",
 }
 Answer = dict[str, Any]
 

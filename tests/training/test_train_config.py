@@ -28,7 +28,9 @@ def test_defaults_and_derived_values(tmp_path: Path) -> None:
 
 
 def test_json_round_trip(tmp_path: Path) -> None:
-    config = TrainConfig(checkpoint_dir=tmp_path / "run", head_dim=64, miner="hard")
+    config = TrainConfig(
+        checkpoint_dir=tmp_path / "run", head_dim=64, miner="hard", reference="batch"
+    )
     assert TrainConfig.from_json(config.to_json()) == config
 
 

@@ -47,6 +47,8 @@ def config(checkpoint_dir: Path, **changes: object) -> TrainConfig:
         lr=1e-3,
         pretrained_lr_factor=0.1,
         augment=False,
+        views="single",
+        reference="batch",
         seed=0,
         device="cpu",
     )
