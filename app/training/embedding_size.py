@@ -1,7 +1,7 @@
 """The embedding-size experiment: how many dimensions does a face need?
 
 A linear projection head (128 → d, no bias, orthogonal start) is trained with
-the default objective (triplet loss, semi-hard mining, margin 0.2) on top of
+triplet loss (semi-hard mining, the default recipe's margin) on top of
 a *frozen* model's 128-d descriptors of the training identities, once per
 size d. Freezing the network keeps the experiment about the size of the
 vector alone and makes it cheap: the training photos are embedded once and
@@ -27,10 +27,11 @@ from app.training.evaluation import (
 )
 from app.training.losses import Margins, build_objective
 from app.training.sampling import EpochSampler
+from app.training.train_config import TrainConfig
 
 SIZES = (16, 32, 64, 128)
 STEPS = 400
-LEARNING_RATE = 1e-2
+LEARNING_RATE = 1e-3
 CLASSES_PER_BATCH = 32
 M_PER_CLASS = 4
 
@@ -57,7 +58,7 @@ def train_projection(
     head = nn.Linear(features.shape[1], dim, bias=False)
     with torch.no_grad():
         nn.init.orthogonal_(head.weight, generator=generator)
-    objective = build_objective(loss="triplet", margins=Margins(0.2))
+    objective = build_objective(loss="triplet", margins=Margins(TrainConfig.default("margin")))
     optimizer = torch.optim.Adam(head.parameters(), lr=LEARNING_RATE)
     sampler = EpochSampler(
         labels, m=M_PER_CLASS, classes_per_batch=CLASSES_PER_BATCH, batches=steps, seed=seed
