@@ -68,7 +68,9 @@ def score_histograms(model: ModelEvaluation, path: Path, *, threshold: float) ->
 
 
 def _histogram(axis: Axes, scores: ConditionScores, *, threshold: float) -> None:
-    bins = np.linspace(-0.2, 1.0, 121).tolist()
+    # From just below the lowest score: face similarities crowd the top of [-1, 1].
+    low = float(min(scores.impostor.min(), scores.genuine.min()))
+    bins = np.linspace(np.floor(low * 20) / 20, 1.0, 121).tolist()
     axis.hist(scores.impostor, bins=bins, density=True, alpha=0.6, label="impostor (different)")
     axis.hist(scores.genuine, bins=bins, density=True, alpha=0.6, label="genuine (same person)")
     axis.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
