@@ -112,20 +112,13 @@ def calibrate(
             labelled_photos(tree, chosen, per_identity=per_identity),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    result = run_calibration(found.embeddings, found.labels(), fmr=fmr)
-    summary = {
-        "threshold": round(result.threshold, 6),
-        "target_false_match_rate": fmr,
-        "false_match_rate": result.false_match_rate,
-        "true_match_rate": round(result.true_match_rate, 4),
-        "genuine_pairs": result.genuine_pairs,
-        "impostor_pairs": result.impostor_pairs,
-        "photos": len(found.identities),
-        "identities": len(set(found.identities)),
-        "skipped_photos": dict(found.skipped),
-        "data": f"{tree.name} {part} identities ({split.name})"
+    summary = run_calibration(found.embeddings, found.labels(), fmr=fmr).summary(
+        fmr=fmr,
+        identities=found.identities,
+        skipped=found.skipped,
+        data=f"{tree.name} {part} identities ({split.name})"
         + (f", first {per_identity} photos of each" if per_identity else ""),
-    }
+    )
     typer.echo(json.dumps(summary, indent=2))
     if write_card:
         path = record_calibration(settings.models_dir, embedder.backbone, summary)

@@ -8,6 +8,7 @@ says what the strictness costs.
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +21,23 @@ class Calibration:
     true_match_rate: float
     genuine_pairs: int
     impostor_pairs: int
+
+    def summary(
+        self, *, fmr: float, identities: list[str], skipped: dict[str, int], data: str
+    ) -> dict[str, Any]:
+        """What a model card records of this calibration, and of the photos it used."""
+        return {
+            "threshold": round(self.threshold, 6),
+            "target_false_match_rate": fmr,
+            "false_match_rate": self.false_match_rate,
+            "true_match_rate": round(self.true_match_rate, 4),
+            "genuine_pairs": self.genuine_pairs,
+            "impostor_pairs": self.impostor_pairs,
+            "photos": len(identities),
+            "identities": len(set(identities)),
+            "skipped_photos": dict(skipped),
+            "data": data,
+        }
 
 
 def threshold_at_fmr(impostor: NDArray[np.floating], fmr: float) -> float:

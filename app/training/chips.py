@@ -75,6 +75,11 @@ class ChipSet:
         """The identities with at least one chip, sorted."""
         return sorted({record.identity for record in self.records})
 
+    def stack(self, indices: Iterable[int] | None = None) -> NDArray[np.uint8]:
+        """Chips `indices` (default: all) as one N×S×S×3 array."""
+        chosen = range(len(self)) if indices is None else indices
+        return np.stack([self.chip(int(index)) for index in chosen])
+
     def subset(self, identities: list[str]) -> "ChipSet":
         """The chips of `identities` only (the skip counts stay the whole set's)."""
         chosen = set(identities)

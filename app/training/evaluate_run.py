@@ -9,23 +9,22 @@ its weights, and optionally into an HTML report.
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 
 from app.gallery.calibration import calibrated_threshold
 from app.training.chips import ChipCache
 from app.training.embedding_size import embedding_size_experiment
-from app.training.evaluation import ModelEvaluation, build_evaluation_set, evaluate_model
+from app.training.evaluation import Embed, ModelEvaluation, build_evaluation_set, evaluate_model
 from app.training.face_tree import LabelledPhoto, labelled_photos
 from app.training.model_card import read_card, record_metrics
 from app.training.report import ReportInputs, write_report
 from app.training.verification import PairsResult, read_pairs, score_pairs
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.registry import create_backbone
-from app.vision.embedder import FaceEmbedder
+from app.vision.embedder import FaceEmbedder, embed_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +43,9 @@ class EvaluationData:
     train_identities: list[str] | None = None
 
 
-def batched_embed(backbone: Backbone) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]]:
-    """`backbone.embed` over any number of chips, `EMBED_BATCH` at a time."""
-
-    def embed(chips: NDArray[np.uint8]) -> NDArray[np.float32]:
-        parts = [
-            backbone.embed(chips[i : i + EMBED_BATCH]) for i in range(0, len(chips), EMBED_BATCH)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, backbone.embedding_dim), np.float32)
-
-    return embed
+def batched_embed(backbone: Backbone) -> Embed:
+    """The `Embed` function of `backbone`: any number of chips, `EMBED_BATCH` at a time."""
+    return partial(embed_in_batches, backbone, batch_size=EMBED_BATCH)
 
 
 def evaluate_models(
@@ -123,8 +115,7 @@ def _add_size_experiment(
         return
     say(f"embedding-size experiment on {backbone.name}'s descriptors")
     chips = cache.build(labelled_photos(data.root, data.train_identities))
-    stacked = np.stack([chips.chip(index) for index in range(len(chips))])
-    features = batched_embed(backbone)(stacked)
+    features = batched_embed(backbone)(chips.stack())
     base = next(model for model in inputs.models if model.name == backbone.name)
     inputs.size_results = embedding_size_experiment(
         features, chips.labels(), base, inputs.evaluation
@@ -146,7 +137,7 @@ def evaluate_pairs(
     photos = sorted({photo for pair in pairs for photo in (pair.first, pair.second)})
     cache = ChipCache(root=pairs_file.parent, cache_dir=cache_dir, embedder=embedder)
     chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
-    stacked = np.stack([chips.chip(index) for index in range(len(chips))])
+    stacked = chips.stack()
     paths = [chips.photo_path(index) for index in range(len(chips))]
     results = {}
     for name in names:

@@ -91,14 +91,10 @@ def build_evaluation_set(
     return EvaluationSet(
         chips=chips,
         split=split,
-        gallery_chips=_stack(chips, split.gallery),
-        probe_chips=_stack(chips, split.probes),
+        gallery_chips=chips.stack(split.gallery),
+        probe_chips=chips.stack(split.probes),
         degraded_probe_chips=cctv_probe_chips(chips, split.probes.tolist(), seed=seed),
     )
-
-
-def _stack(chips: ChipSet, indices: NDArray[np.int64]) -> NDArray[np.uint8]:
-    return np.stack([chips.chip(int(index)) for index in indices])
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from app.training.calibration import calibrate
@@ -29,7 +28,7 @@ from app.training.model_card import record_calibration, record_training_data
 from app.training.train_config import TrainConfig
 from app.training.trainer import ProgressCallback, TrainResult, train
 from app.vision.backbones.registry import create_backbone
-from app.vision.embedder import FaceEmbedder
+from app.vision.embedder import FaceEmbedder, embed_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -113,23 +112,13 @@ def calibrate_model(
 ) -> dict[str, Any]:
     """Measure the threshold of the model in `model_dir` on `chips` and record it in its card."""
     backbone = create_backbone(model_dir.name, device=device, models_dir=model_dir.parent)
-    stacked = np.stack([chips.chip(index) for index in range(len(chips))])
-    embeddings = np.concatenate(
-        [backbone.embed(stacked[start : start + 64]) for start in range(0, len(stacked), 64)]
-    )
-    found = calibrate(embeddings, chips.labels(), fmr=fmr)
-    summary = {
-        "threshold": round(found.threshold, 6),
-        "target_false_match_rate": fmr,
-        "false_match_rate": found.false_match_rate,
-        "true_match_rate": round(found.true_match_rate, 4),
-        "genuine_pairs": found.genuine_pairs,
-        "impostor_pairs": found.impostor_pairs,
-        "photos": len(chips),
-        "identities": len(chips.identities()),
-        "skipped_photos": dict(chips.skipped),
-        "data": f"{len(chips.identities())} identities held out of training, "
+    embeddings = embed_in_batches(backbone, chips.stack())
+    summary = calibrate(embeddings, chips.labels(), fmr=fmr).summary(
+        fmr=fmr,
+        identities=[record.identity for record in chips.records],
+        skipped=chips.skipped,
+        data=f"{len(chips.identities())} identities held out of training, "
         f"first {CALIBRATION_PHOTOS} photos of each",
-    }
+    )
     record_calibration(model_dir.parent, backbone, summary)
     return summary

@@ -27,6 +27,24 @@ class EmbeddedFace:
     embedding: NDArray[np.float32]
 
 
+def embed_in_batches(
+    backbone: Backbone,
+    chips: Sequence[NDArray[np.uint8]] | NDArray[np.uint8],
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> NDArray[np.float32]:
+    """`backbone.embed` over any number of chips, `batch_size` at a time; N×D."""
+    batches = [
+        backbone.embed(np.ascontiguousarray(chips[start : start + batch_size]))
+        if isinstance(chips, np.ndarray)
+        else backbone.embed(np.stack(chips[start : start + batch_size]))
+        for start in range(0, len(chips), batch_size)
+    ]
+    if not batches:
+        return np.zeros((0, backbone.embedding_dim), dtype=np.float32)
+    return np.concatenate(batches)
+
+
 class FaceEmbedder:
     """Runs a `FaceDetector` and a `Backbone` together, batching the backbone's work."""
 
@@ -51,13 +69,7 @@ class FaceEmbedder:
 
     def embed_chips(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """Embed aligned chips in batches of `batch_size`; N×D, L2-normalised."""
-        batches = [
-            self.backbone.embed(np.stack(chips[start : start + self.batch_size]))
-            for start in range(0, len(chips), self.batch_size)
-        ]
-        if not batches:
-            return np.zeros((0, self.backbone.embedding_dim), dtype=np.float32)
-        return np.concatenate(batches)
+        return embed_in_batches(self.backbone, chips, batch_size=self.batch_size)
 
     def embed_image(self, image: Image.Image) -> list[EmbeddedFace]:
         """Every face in `image` with its chip and embedding, most confident first."""
