@@ -19,6 +19,7 @@ from app.training.train_config import TrainConfig
 if TYPE_CHECKING:
     from app.config import Settings
     from app.training.evaluation import ModelEvaluation
+    from app.training.trainer import TrainProgress
     from app.vision.embedder import FaceEmbedder
 
 DEFAULT = TrainConfig.default
@@ -136,10 +137,7 @@ def train(
         chips = bar.add_task("faces", total=None, note="")
         batches = bar.add_task("training", total=None, note="", visible=False)
 
-        def on_batch(report: object) -> None:
-            from app.training.trainer import TrainProgress
-
-            assert isinstance(report, TrainProgress)
+        def on_batch(report: "TrainProgress") -> None:
             done = (report.epoch - 1) * report.batches + report.batch
             note = f"epoch {report.epoch}/{report.epochs}, loss {report.batch_loss:.4f}"
             bar.update(batches, completed=done, total=report.epochs * report.batches, note=note)
