@@ -101,6 +101,9 @@ def train(
     reference: Annotated[
         str, typer.Option(help="batch: mine in the batch; pretrained: against dlib's clean views")
     ] = DEFAULT("reference"),
+    distillation: Annotated[
+        float, typer.Option(min=0.0, help="Weight of pulling each view onto dlib's clean embedding")
+    ] = DEFAULT("distillation"),
     seed: Annotated[int, typer.Option()] = 0,
     calibration_identities: Annotated[
         int, typer.Option(help="Identities held out of training to calibrate the threshold")
@@ -130,6 +133,7 @@ def train(
         augment=augment,
         views=views,
         reference=reference,
+        distillation=distillation,
         seed=seed,
         device=settings.device,
     )

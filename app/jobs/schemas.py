@@ -107,6 +107,7 @@ class RetrainRequest(BaseModel):
     augment: bool = True
     views: Literal["single", "paired"] = TrainConfig.default("views")
     reference: Literal["batch", "pretrained"] = TrainConfig.default("reference")
+    distillation: float = Field(default=TrainConfig.default("distillation"), ge=0.0, le=100.0)
     seed: int = 0
 
     @field_validator("name")
@@ -142,6 +143,7 @@ class RetrainRequest(BaseModel):
             augment=self.augment,
             views=self.views,
             reference=self.reference,
+            distillation=self.distillation,
             seed=self.seed,
             device=device,
         )

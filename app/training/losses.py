@@ -20,11 +20,16 @@ Triplet miners (from the anchor's point of view, with d(a,p) and d(a,n)):
 Contrastive miners: `pairs` keeps positive pairs farther than `pos_margin`
 and negative pairs nearer than `neg_margin` (exactly those with a loss);
 `all` gives the loss every pair of the batch.
+
+`distillation_loss` is the term training may add to either: it asks each
+embedding to land where a fixed teacher put a target image, which needs no
+labels and no mining.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from pytorch_metric_learning.distances import LpDistance
 from pytorch_metric_learning.losses import ContrastiveLoss, TripletMarginLoss
 from pytorch_metric_learning.losses.base_metric_loss_function import BaseMetricLossFunction
@@ -77,6 +82,18 @@ class Objective:
         )
         loss: Tensor = self.loss(embeddings, labels, mined, reference, reference_labels)
         return loss
+
+
+def distillation_loss(embeddings: Tensor, targets: Tensor) -> Tensor:
+    """Mean of 1 − cos(embedding, target) over the rows: 0 when each embedding points
+    where its target does, whatever the lengths.
+
+    On the unit sphere 1 − cos is half the squared distance, so it pulls hardest
+    on the embeddings farthest from their targets; a CCTV still whose target is
+    the teacher's embedding of the clean photo is pulled onto that photo.
+    """
+    cosine = (F.normalize(embeddings, dim=1) * F.normalize(targets, dim=1)).sum(dim=1)
+    return (1.0 - cosine).mean()
 
 
 MinerFactory = Callable[[Margins], BaseMiner | None]

@@ -38,6 +38,12 @@ class TrainConfig:
     towards where dlib puts its person's clean photos, and a clean face is
     held where dlib put it, which is what keeps clean accuracy while the
     network learns to see through CCTV damage.
+
+    `distillation` weighs a second term (`losses.distillation_loss`, paired
+    views only): every view's embedding is pulled onto the pretrained
+    network's embedding of its clean view, so a CCTV twin is taught to land
+    exactly where dlib puts the sharp photo, and a clean view to stay where it
+    was. The triplet term says who is nearer than whom; this one says where.
     """
 
     checkpoint_dir: Path
@@ -60,6 +66,7 @@ class TrainConfig:
     augment: bool = True
     views: str = "paired"
     reference: str = "pretrained"
+    distillation: float = 0.0
     seed: int = 0
     device: DeviceName = "auto"
     workers: int = 0
@@ -94,6 +101,13 @@ class TrainConfig:
             raise ValueError("paired views are a clean and a CCTV-damaged view: augment must be on")
         if self.reference == "pretrained" and self.head_dim not in (None, 128):
             raise ValueError("a pretrained reference is 128-d: use no head, or head_dim=128")
+        if self.distillation < 0:
+            raise ValueError(f"distillation is a weight, at least 0, not {self.distillation}")
+        if self.distillation > 0 and (self.views != "paired" or self.head_dim not in (None, 128)):
+            raise ValueError(
+                "distillation pulls each view onto dlib's 128-d embedding of its clean twin: "
+                "it needs paired views and no head (or head_dim=128)"
+            )
 
     def _check_objective(self) -> None:
         """Fail now, not after hours of data loading, on an unknown loss or miner."""

@@ -31,7 +31,7 @@ from app.training.checkpoints import (
 from app.training.chips import ChipSet
 from app.training.dataset import ChipDataset
 from app.training.degrade import AugmentationSettings
-from app.training.losses import Objective, build_objective
+from app.training.losses import Objective, build_objective, distillation_loss
 from app.training.model_card import record_training
 from app.training.network import (
     EmbeddingNetwork,
@@ -95,7 +95,8 @@ class _Run:
     sampler: EpochSampler
     dataset: ChipDataset
     epoch_losses: list[float]
-    reference: torch.nn.Module | None
+    teacher: torch.nn.Module | None
+    """dlib's frozen network, when the config mines against it or distils from it."""
 
 
 def train(
@@ -144,7 +145,8 @@ def _start(config: TrainConfig, train_chips: ChipSet, *, resume: bool) -> _Run:
         epoch_losses = _restore(config, latest, network=network, optimizer=optimizer, device=device)
     loader, sampler, dataset = _loader(config, train_chips, device=device)
     objective = build_objective(loss=config.loss, miner=config.miner, margins=config.margins)
-    reference = pretrained_reference(device) if config.reference == "pretrained" else None
+    wants_teacher = config.reference == "pretrained" or config.distillation > 0
+    teacher = pretrained_reference(device) if wants_teacher else None
     return _Run(
         config,
         device,
@@ -155,7 +157,7 @@ def _start(config: TrainConfig, train_chips: ChipSet, *, resume: bool) -> _Run:
         sampler,
         dataset,
         epoch_losses,
-        reference,
+        teacher,
     )
 
 
@@ -254,16 +256,24 @@ def _batch_loss(run: _Run, pixels: torch.Tensor, labels: torch.Tensor) -> torch.
     """The objective on one batch: B×3×S×S single views, or B×2×3×S×S paired ones.
 
     Every view is an anchor. With a pretrained reference, its positives and
-    negatives are the reference network's embeddings of the batch's clean views.
+    negatives are the teacher's embeddings of the batch's clean views; with
+    distillation, those embeddings are also where each photo's views must land.
     """
-    paired = pixels.ndim == 5
-    embeddings = run.network(pixels.flatten(0, 1) if paired else pixels)
-    anchor_labels = labels.repeat_interleave(pixels.shape[1]) if paired else labels
-    if run.reference is None:
+    views = pixels.shape[1] if pixels.ndim == 5 else 1
+    embeddings = run.network(pixels.flatten(0, 1) if views > 1 else pixels)
+    anchor_labels = labels.repeat_interleave(views)
+    if run.teacher is None:
         return run.objective(embeddings, anchor_labels)
     with torch.no_grad():
-        reference = run.reference(pixels[:, 0] if paired else pixels)
-    return run.objective(embeddings, anchor_labels, reference=reference, reference_labels=labels)
+        clean = run.teacher(pixels[:, 0] if views > 1 else pixels)
+    if run.config.reference == "pretrained":
+        loss = run.objective(embeddings, anchor_labels, reference=clean, reference_labels=labels)
+    else:
+        loss = run.objective(embeddings, anchor_labels)
+    if run.config.distillation > 0:
+        targets = clean.repeat_interleave(views, dim=0)
+        loss = loss + run.config.distillation * distillation_loss(embeddings, targets)
+    return loss
 
 
 def _checkpoint(run: _Run, *, epoch: int, train_chips: ChipSet) -> None:

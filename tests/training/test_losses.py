@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from app.training.losses import Margins, build_objective
+from app.training.losses import Margins, build_objective, distillation_loss
 
 ANGLES = (0.0, 60.0, 100.0, 180.0)
 LABELS = torch.tensor([0, 0, 1, 1])
@@ -145,3 +145,21 @@ def test_with_a_reference_anchors_meet_positives_and_negatives_from_the_referenc
         anchor, LABELS[:1], reference=reference, reference_labels=torch.tensor([0, 1, 1])
     )
     assert float(loss) == pytest.approx(1.0 - chord(100.0) + 1.0)
+
+
+def test_distillation_averages_one_minus_the_cosine_to_each_target() -> None:
+    """Targets 0° and 90° away from their embeddings, at other lengths: (0 + 1) / 2."""
+    embeddings = points((2.0, 1.0, 1.0, 1.0))[:2]  # 0° and 60°
+    targets = torch.tensor([[3.0, 0.0], [math.cos(math.radians(150)), math.sin(math.radians(150))]])
+    loss = distillation_loss(embeddings, targets.double())
+    assert float(loss) == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_distillation_pulls_each_embedding_towards_its_target() -> None:
+    embeddings = points()[:2].clone().requires_grad_(True)
+    targets = points()[2:]  # 100° and 180°: both embeddings lie clockwise of their targets
+    distillation_loss(embeddings, targets).backward()
+    assert embeddings.grad is not None
+    stepped = embeddings.detach() - 0.1 * embeddings.grad
+    before = distillation_loss(embeddings.detach(), targets)
+    assert float(distillation_loss(stepped, targets)) < float(before)

@@ -26,7 +26,8 @@ from app.training.checkpoints import (
 from app.training.chips import ChipSet
 from app.training.dataset import ChipDataset
 from app.training.degrade import AugmentationSettings
-from app.training.network import embed_chips
+from app.training.losses import distillation_loss
+from app.training.network import embed_chips, pretrained_network, pretrained_reference
 from app.training.train_config import TrainConfig
 from app.training.trainer import TrainProgress, TrainResult, train
 from app.vision.backbones.weights import weights_version
@@ -200,6 +201,50 @@ def test_a_paired_run_against_the_pretrained_reference_trains_and_says_so(
     card = json.loads((run_config.checkpoint_dir / "card.json").read_text())
     assert card["training"]["config"]["views"] == "paired"
     assert card["training"]["config"]["reference"] == "pretrained"
+
+
+def twins_distance_to_dlib(network: torch.nn.Module, dataset: ChipDataset) -> float:
+    """Mean 1 − cos between each CCTV twin's embedding and dlib's of its clean view."""
+    teacher = pretrained_reference(CPU)
+    pairs = torch.stack([dataset[index][0] for index in range(len(dataset))])
+    with torch.no_grad():
+        network.eval()
+        return float(distillation_loss(network(pairs[:, 1]), teacher(pairs[:, 0])))
+
+
+def test_distillation_pulls_cctv_twins_onto_dlibs_clean_embeddings(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    """Three steps on the one batch (every chip, epochs 1–3), with and without the term."""
+    distilled = config(
+        tmp_path / "distilled",
+        views="paired",
+        reference="pretrained",
+        margin=0.05,
+        miner="semihard",
+        augment=True,
+        distillation=1.0,
+        epochs=3,
+        pretrained_lr_factor=0.3,
+    )
+    first_epoch = ChipDataset(lfw_chips, augmentation=AugmentationSettings(), paired=True)
+    first_epoch.set_epoch(1)
+    plain = replace(distilled, checkpoint_dir=tmp_path / "plain", distillation=0.0)
+    before = twins_distance_to_dlib(pretrained_network(), first_epoch)
+    after_plain = twins_distance_to_dlib(train(plain, lfw_chips).network, first_epoch)
+    after = twins_distance_to_dlib(train(distilled, lfw_chips).network, first_epoch)
+    assert after < after_plain and after < before
+    card = json.loads((distilled.checkpoint_dir / "card.json").read_text())
+    assert card["training"]["config"]["distillation"] == 1.0
+
+
+def test_distillation_needs_paired_views_and_128_dimensions(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="paired views"):
+        config(tmp_path, distillation=1.0)
+    with pytest.raises(ValueError, match="paired views"):
+        config(tmp_path, views="paired", augment=True, distillation=1.0, head_dim=32)
+    with pytest.raises(ValueError, match="at least 0"):
+        config(tmp_path, distillation=-1.0)
 
 
 def test_a_pretrained_reference_needs_128_dimensions_and_pairs_need_augmentation(
