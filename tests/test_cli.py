@@ -14,32 +14,16 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from typer.testing import CliRunner
 
-from app.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, LEADS_NOT_IDENTIFICATION, app
-from app.config import get_settings
+from app.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, LEADS_NOT_IDENTIFICATION
 from app.gallery.service import Gallery
 from app.vision.embedder import FaceEmbedder
 
-REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+from lineup_cli import REPO_MODELS, invoke
+
 # Benjamin_Netanyahu_0001 shows a second, usable face: refused under --face single.
 PEOPLE = ("Abdullah_Gul", "Benjamin_Netanyahu", "Emma_Watson")
 INTERRUPT_AT_CALL = 5  # Abdullah 1–3, Benjamin 1 (refused) are done; Ctrl-C on the next
-
-
-def invoke(args: list[str], *, data_dir: Path) -> Result:
-    """Run `lineup ARGS` in-process with settings read afresh from its environment."""
-    env = {
-        "LINEUP_DATA_DIR": str(data_dir),
-        "LINEUP_MODELS_DIR": str(REPO_MODELS),
-        "LINEUP_DEVICE": "cpu",
-        "COLUMNS": "200",  # rich would otherwise wrap tables at 80 columns
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(app, args, env=env)
-    finally:
-        get_settings.cache_clear()
 
 
 def summary_count(output: str, label: str) -> int:
@@ -200,20 +184,6 @@ def test_db_upgrade_on_a_fresh_directory(tmp_path: Path) -> None:
 TUNED = "tuned-head"
 
 
-def invoke_with_models(args: list[str], *, data_dir: Path, models_dir: Path) -> Result:
-    env = {
-        "LINEUP_DATA_DIR": str(data_dir),
-        "LINEUP_MODELS_DIR": str(models_dir),
-        "LINEUP_DEVICE": "cpu",
-        "COLUMNS": "250",
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(app, args, env=env)
-    finally:
-        get_settings.cache_clear()
-
-
 @pytest.fixture
 def models_dir(tmp_path: Path) -> Path:
     """The repository's dlib card, and a fine-tuned model whose card calibrated it at 0.5."""
@@ -247,9 +217,7 @@ def table_row(output: str, name: str) -> list[str]:
 def test_models_list_shows_built_ins_and_fine_tuned_models_without_a_database(
     models_dir: Path, tmp_path: Path
 ) -> None:
-    result = invoke_with_models(
-        ["models", "list"], data_dir=tmp_path / "none", models_dir=models_dir
-    )
+    result = invoke(["models", "list"], data_dir=tmp_path / "none", models_dir=models_dir)
     assert result.exit_code == 0, result.output
     assert table_row(result.stdout, "dlib-resnet") == [
         "dlib-resnet", "55533b28a95800a5", "128", "0.928", "built in", ""
@@ -269,7 +237,7 @@ def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one
     photo = str(faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg")
 
     def lineup(*args: str) -> Result:
-        return invoke_with_models(list(args), data_dir=gallery, models_dir=models_dir)
+        return invoke(list(args), data_dir=gallery, models_dir=models_dir)
 
     unknown = lineup("reindex", "no-such-model")
     assert unknown.exit_code == EXIT_BAD_INPUT and "built in: dlib-resnet" in unknown.output

@@ -8,27 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import Result
-from typer.testing import CliRunner
 
-from app.cli import app
-from app.config import get_settings
 from app.vision.backbones.registry import create_backbone
 
+from lineup_cli import invoke
+
 REPO_CARD = Path(__file__).resolve().parents[1] / "models" / "dlib-resnet" / "card.json"
-
-
-def invoke(args: list[str], *, data_dir: Path, models_dir: Path) -> Result:
-    env = {
-        "LINEUP_DATA_DIR": str(data_dir),
-        "LINEUP_MODELS_DIR": str(models_dir),
-        "LINEUP_DEVICE": "cpu",
-        "COLUMNS": "200",
-    }
-    get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(app, args, env=env)
-    finally:
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

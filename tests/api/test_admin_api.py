@@ -35,6 +35,8 @@ from app.vision.backbones.dlib_backbone import default_weights_path
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
 
+from job_polling import wait_for_job
+
 CPU = torch.device("cpu")
 THRESHOLD = 0.6
 PEOPLE = ("Emma_Watson", "Heidi_Klum", "Tom_Hanks", "Monica_Seles")
@@ -86,14 +88,6 @@ def central_face(answer: Answer) -> Answer:
     """The face nearest the centre of a 250×250 lfw photo: its subject."""
     face: Answer = min(answer["faces"], key=lambda f: abs(f["box"]["x1"] + f["box"]["x2"] - 250))
     return face
-
-
-def wait_for_job(client: TestClient, job_id: int, timeout: float = 300.0) -> Answer:
-    deadline = time.monotonic() + timeout
-    while (job := client.get(f"/admin/jobs/{job_id}").json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-    return job
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 300.0) -> None:

@@ -25,6 +25,8 @@ from app.vision.backbones.finetuned import WEIGHTS_FILE
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
 
+from job_polling import wait_for_job
+
 THRESHOLD = 0.6  # no card calibrates a model trained here
 PEOPLE = ("Tom_Hanks", "Emma_Watson", "Heidi_Klum", "Monica_Seles")
 TINY_RUN = {
@@ -94,14 +96,6 @@ def best_candidate(answer: Answer) -> Answer:
     face = min(answer["faces"], key=lambda f: abs(f["box"]["x1"] + f["box"]["x2"] - 250))
     candidate: Answer = face["candidates"][0]
     return candidate
-
-
-def wait_for_job(client: TestClient, job_id: int, timeout: float = 300.0) -> Answer:
-    deadline = time.monotonic() + timeout
-    while (job := client.get(f"/admin/jobs/{job_id}").json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-    return job
 
 
 @dataclass(frozen=True)
