@@ -245,8 +245,18 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         ({"loss": "hinge"}, "invalid_request", "unknown loss 'hinge'"),
         ({"m_per_class": 1}, "invalid_request", "m_per_class"),
         ({"dataset": {"kind": "photos"}}, "invalid_request", "dataset"),
+        ({"distillation": 1.0, "views": "single"}, "invalid_request", "paired views"),
     ],
-    ids=["no folder", "empty gallery", "built-in name", "path name", "loss", "m", "kind"],
+    ids=[
+        "no folder",
+        "empty gallery",
+        "built-in name",
+        "path name",
+        "loss",
+        "m",
+        "kind",
+        "distillation",
+    ],
 )
 def test_bad_retrain_requests_are_refused_at_once(
     tmp_path: Path, embedder: FaceEmbedder, changes: Answer, code: str, says: str
