@@ -13,14 +13,14 @@ keeps every similarity exactly, so training begins where dlib left off. The
 that serving a fine-tuned model needs nothing from this package.
 """
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from torch import Tensor, nn
+from torch import nn
 
+from app.vision.backbones.chip_input import chip_pixels
 from app.vision.backbones.dlib_backbone import default_weights_path
 from app.vision.backbones.dlib_resnet import STAGES, DlibFaceResNet, fold_for_inference
 
@@ -96,12 +96,6 @@ def parameter_groups(
     return groups
 
 
-def chips_to_pixels(chips: NDArray[np.uint8] | Sequence[NDArray[np.uint8]]) -> Tensor:
-    """N×S×S×3 uint8 chips as the N×3×S×S float tensor (0..255) the network takes."""
-    stacked = np.ascontiguousarray(chips if isinstance(chips, np.ndarray) else np.stack(chips))
-    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float()
-
-
 @torch.inference_mode()
 def embed_chips(
     network: EmbeddingNetwork,
@@ -115,7 +109,7 @@ def embed_chips(
     network.eval()
     try:
         outputs = [
-            network(chips_to_pixels(chips[start : start + batch_size]).to(device)).cpu()
+            network(chip_pixels(chips[start : start + batch_size], device)).cpu()
             for start in range(0, len(chips), batch_size)
         ]
     finally:

@@ -8,12 +8,12 @@ from app.training.network import (
     BLOCKS,
     EmbeddingNetwork,
     block_modules,
-    chips_to_pixels,
     embed_chips,
     freeze_blocks,
     parameter_groups,
     pretrained_network,
 )
+from app.vision.backbones.chip_input import chip_pixels
 from app.vision.backbones.dlib_resnet import DlibFaceResNet
 
 CPU = torch.device("cpu")
@@ -114,6 +114,6 @@ def test_the_head_depends_only_on_its_seed() -> None:
 def test_chips_become_channels_first_floats() -> None:
     chips = np.zeros((2, 150, 150, 3), dtype=np.uint8)
     chips[:, :, :, 1] = 200
-    pixels = chips_to_pixels(chips)
+    pixels = chip_pixels(chips, CPU)
     assert pixels.shape == (2, 3, 150, 150) and pixels.dtype == torch.float32
     assert pixels[:, 1].min().item() == 200.0 and pixels[:, 0].max().item() == 0.0
