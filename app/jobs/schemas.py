@@ -126,24 +126,14 @@ class RetrainRequest(BaseModel):
     def train_config(
         self, *, checkpoint_dir: Path, identities: int, device: DeviceName
     ) -> TrainConfig:
-        """The run this request asks for, on data with `identities` identities."""
+        """The run this request asks for, on data with `identities` identities.
+
+        Every field but the model's name and its data is a `TrainConfig` setting
+        of the same name.
+        """
         return TrainConfig(
             checkpoint_dir=checkpoint_dir,
-            loss=self.loss,
-            miner=self.miner,
-            margin=self.margin,
-            epochs=self.epochs,
-            m_per_class=self.m_per_class,
             classes_per_batch=self.classes_per_batch or min(DEFAULT_CLASSES_PER_BATCH, identities),
-            batches_per_epoch=self.batches_per_epoch,
-            lr=self.lr,
-            pretrained_lr_factor=self.pretrained_lr_factor,
-            freeze_depth=self.freeze_depth,
-            head_dim=self.head_dim,
-            augment=self.augment,
-            views=self.views,
-            reference=self.reference,
-            distillation=self.distillation,
-            seed=self.seed,
             device=device,
+            **self.model_dump(exclude={"name", "dataset", "classes_per_batch"}),
         )
