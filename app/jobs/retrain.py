@@ -55,10 +55,12 @@ def check_retrain(context: JobContext, request: RetrainRequest) -> int:
         raise RetrainRefused(
             f"{where} has {count} identities; training needs at least {MIN_IDENTITIES}"
         )
-    if request.classes_per_batch is not None and request.classes_per_batch > count:
+    trainable = count - calibration_count(count)
+    if request.classes_per_batch is not None and request.classes_per_batch > trainable:
         raise RetrainRefused(
-            f"classes_per_batch={request.classes_per_batch}, "
-            f"but {where} has only {count} identities"
+            f"classes_per_batch={request.classes_per_batch}, but {where} has only "
+            f"{trainable} identities to train on ({count - trainable} of {count} are held "
+            "out to calibrate the threshold)"
         )
     return count
 

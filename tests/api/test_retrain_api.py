@@ -269,6 +269,21 @@ def test_bad_retrain_requests_are_refused_at_once(
         assert client.get("/admin/jobs").json() == []
 
 
+def test_a_batch_wider_than_the_identities_left_after_calibration_is_refused_at_once(
+    tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    """12 identities: 2 are held out to calibrate, so a batch of 12 identities cannot be made."""
+    tree = tmp_path / "tree"
+    for number in range(12):
+        (tree / f"person-{number:02d}").mkdir(parents=True)
+    with running(tmp_path, embedder) as client:
+        body = {"name": "mine", "dataset": {"kind": "folder", "path": str(tree)}}
+        refused = client.post("/admin/retrain", json={**body, "classes_per_batch": 12})
+        assert refused.status_code == 422 and refused.json()["code"] == "retrain_refused"
+        assert "only 10 identities to train on" in refused.json()["detail"]
+        assert client.get("/admin/jobs").json() == []
+
+
 def test_a_retrain_on_a_photo_tree_and_its_refusals(
     tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
 ) -> None:
