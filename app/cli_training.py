@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.training.evaluation import ModelEvaluation
     from app.training.trainer import TrainProgress
-    from app.vision.embedder import FaceEmbedder
+    from app.vision.detection import FaceDetector
 
 DEFAULT = TrainConfig.default
 
@@ -112,7 +112,7 @@ def train(
 ) -> None:
     """Fine-tune dlib's ResNet with a metric loss on TREE; writes models/NAME/."""
     from app.config import get_settings
-    from app.gallery.startup import build_embedder
+    from app.gallery.startup import build_detector
     from app.training.train_config import TrainConfig
     from app.training.train_run import train_model
 
@@ -151,7 +151,7 @@ def train(
             config,
             root=tree,
             identities=_identities(tree, split, part),
-            embedder=build_embedder(settings),
+            detector=build_detector(settings),
             cache_dir=_cache_dir(settings, tree),
             calibration_identities=calibration_identities,
             data_description=_describe(tree, split, part),
@@ -191,7 +191,7 @@ def evaluate(
 ) -> None:
     """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV."""
     from app.config import get_settings
-    from app.gallery.startup import build_embedder
+    from app.gallery.startup import build_detector
     from app.training.evaluate_run import EvaluationData, evaluate_models
     from app.vision.backbones.finetuned import finetuned_models
     from app.vision.device import resolve_device
@@ -207,11 +207,11 @@ def evaluate(
     )
     console = Console(stderr=True)
     started = time.perf_counter()
-    embedder = build_embedder(settings)
+    detector = build_detector(settings)
     results = evaluate_models(
         names,
         data=data,
-        embedder=embedder,
+        detector=detector,
         cache_dir=_cache_dir(settings, tree),
         models_dir=settings.models_dir,
         device=resolve_device(settings.device),
@@ -225,11 +225,11 @@ def evaluate(
     if report is not None:
         console.print(f"report: {report / 'index.html'}")
     if pairs is not None:
-        _print_pairs(settings, embedder, names, pairs)
+        _print_pairs(settings, detector, names, pairs)
 
 
 def _print_pairs(
-    settings: "Settings", embedder: "FaceEmbedder", names: list[str], pairs: Path
+    settings: "Settings", detector: "FaceDetector", names: list[str], pairs: Path
 ) -> None:
     from app.training.evaluate_run import evaluate_pairs
     from app.vision.device import resolve_device
@@ -237,7 +237,7 @@ def _print_pairs(
     scored = evaluate_pairs(
         names,
         pairs_file=pairs,
-        embedder=embedder,
+        detector=detector,
         cache_dir=_cache_dir(settings, pairs.parent),
         models_dir=settings.models_dir,
         device=resolve_device(settings.device),

@@ -49,20 +49,25 @@ class ActiveModelUnavailable(StartupRefused):
     """The database's active model version cannot be loaded: model gone or weights changed."""
 
 
+def build_detector(settings: Settings) -> FaceDetector:
+    """MTCNN on the configured device, with the configured smallest face."""
+    return MtcnnDetector(
+        device=resolve_device(settings.device), min_face_size=settings.min_face_size
+    )
+
+
 def build_embedder(
     settings: Settings, *, backbone: str | None = None, detector: FaceDetector | None = None
 ) -> FaceEmbedder:
     """The detector (unless one is given) and `backbone` (default: the configured one)."""
     name = backbone or settings.backbone
-    device = resolve_device(settings.device)
     model = create_backbone(
         name,
-        device=device,
+        device=resolve_device(settings.device),
         weights=settings.backbone_weights(name),
         models_dir=settings.models_dir,
     )
-    detector = detector or MtcnnDetector(device=device, min_face_size=settings.min_face_size)
-    return FaceEmbedder(detector=detector, backbone=model)
+    return FaceEmbedder(detector=detector or build_detector(settings), backbone=model)
 
 
 def open_gallery(

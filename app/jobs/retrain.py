@@ -110,7 +110,6 @@ def _chips(
             context.gallery.context,
             dataset,
             cache_root=context.settings.data_dir / "training" / "chip-cache",
-            device=resolve_device(context.settings.device),
             report=lambda message: progress(0.0, message),
             cancelled=cancelled,
         )

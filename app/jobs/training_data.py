@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from sqlalchemy import func, select
 
 from app.db.engine import session_scope
@@ -29,8 +28,6 @@ from app.training.chips import ChipCache, ChipRecord, ChipSet, tree_cache_dir
 from app.training.face_tree import identities, labelled_photos, read_split
 from app.vision.alignment import estimate_similarity
 from app.vision.alignment_template import DLIB_150
-from app.vision.backbones.registry import create_backbone
-from app.vision.embedder import FaceEmbedder
 
 Cancelled = Callable[[], bool]
 Report = Callable[[str], None]
@@ -63,7 +60,6 @@ def folder_chips(
     dataset: FolderDataset,
     *,
     cache_root: Path,
-    device: torch.device,
     report: Report,
     cancelled: Cancelled,
 ) -> ChipSet:
@@ -71,7 +67,7 @@ def folder_chips(
     cache = ChipCache(
         root=dataset.path,
         cache_dir=tree_cache_dir(cache_root, dataset.path),
-        embedder=_dlib_aligner(context, device),
+        detector=context.runtime.embedder.detector,
     )
 
     def progress(done: int, total: int) -> None:
@@ -81,15 +77,6 @@ def folder_chips(
 
     photos = labelled_photos(dataset.path, folder_identities(dataset))
     return cache.build(photos, progress=progress)
-
-
-def _dlib_aligner(context: GalleryContext, device: torch.device) -> FaceEmbedder:
-    """The gallery's detector with a backbone whose chips are `DLIB_150`'s."""
-    embedder = context.runtime.embedder
-    if embedder.backbone.template == DLIB_150:
-        return embedder
-    backbone = create_backbone("dlib-resnet", device=device)
-    return FaceEmbedder(detector=embedder.detector, backbone=backbone)
 
 
 def gallery_identities(context: GalleryContext, dataset: GalleryDataset) -> int:

@@ -8,6 +8,10 @@ to the photo's size and mtime and to its chip, or to why it was skipped, so a
 re-run only looks at photos that are new or changed. Use one cache directory
 per tree. Each chip keeps its photo's path, landmarks and face width, so CCTV
 probes can be degraded from the original photo later.
+
+Chips are cut for `DLIB_150` unless told otherwise, whatever model the gallery
+serves: fine-tuning trains dlib's network, and evaluation measures it and the
+models made from it, so only a detector is needed here, never a backbone.
 """
 
 import hashlib
@@ -25,8 +29,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from app.training.face_tree import LabelledPhoto, subject_face
-from app.vision.alignment import estimate_similarity
-from app.vision.embedder import FaceEmbedder
+from app.vision.alignment import align_face, estimate_similarity
+from app.vision.alignment_template import DLIB_150, AlignmentTemplate
+from app.vision.detection import FaceDetector
 from app.vision.errors import ImageRejected
 from app.vision.images import decode_image
 
@@ -101,11 +106,18 @@ def tree_cache_dir(cache_root: Path, root: Path) -> Path:
 class ChipCache:
     """Builds `ChipSet`s for photos under `root`, reusing chips already in `cache_dir`."""
 
-    def __init__(self, *, root: Path, cache_dir: Path, embedder: FaceEmbedder) -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        cache_dir: Path,
+        detector: FaceDetector,
+        template: AlignmentTemplate = DLIB_150,
+    ) -> None:
         self.root = root
         self.cache_dir = cache_dir
-        self.embedder = embedder
-        self.template = embedder.backbone.template
+        self.detector = detector
+        self.template = template
         self._index: dict[str, dict[str, Any]] = _read_index(cache_dir / INDEX_FILE)
 
     def build(
@@ -155,11 +167,11 @@ class ChipCache:
             return {"stamp": stamp, "skipped": error.code}
         except OSError:
             return {"stamp": stamp, "skipped": "unreadable_file"}
-        detections = self.embedder.detect(image)
+        detections = self.detector.detect(image)
         face = subject_face(detections, width=image.width, height=image.height)
         if face is None:
             return {"stamp": stamp, "skipped": "no_face"}
-        chip = self.embedder.align(image, face)
+        chip = align_face(image, face.landmarks, self.template)
         name = hashlib.sha256(f"{self.template.name}|{relative}|{stamp}".encode()).hexdigest()
         chip_file = f"chips/{name[:24]}.png"
         Image.fromarray(chip).save(self.cache_dir / chip_file)

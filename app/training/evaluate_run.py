@@ -24,7 +24,8 @@ from app.training.report import ReportInputs, write_report
 from app.training.verification import PairsResult, read_pairs, score_pairs
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.registry import create_backbone
-from app.vision.embedder import FaceEmbedder, embed_in_batches
+from app.vision.detection import FaceDetector
+from app.vision.embedder import embed_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def evaluate_models(
     names: Sequence[str],
     *,
     data: EvaluationData,
-    embedder: FaceEmbedder,
+    detector: FaceDetector,
     cache_dir: Path,
     models_dir: Path,
     device: torch.device,
@@ -61,7 +62,7 @@ def evaluate_models(
 ) -> list[ModelEvaluation]:
     """Measure each model in `names` (the baseline first), record the figures, write the report."""
     say = step or (lambda message: log.info(message))
-    cache = ChipCache(root=data.root, cache_dir=cache_dir, embedder=embedder)
+    cache = ChipCache(root=data.root, cache_dir=cache_dir, detector=detector)
     say(f"finding and aligning the faces of {len(data.identities)} evaluation identities")
     evaluation = build_evaluation_set(cache.build(labelled_photos(data.root, data.identities)))
     results: list[ModelEvaluation] = []
@@ -127,7 +128,7 @@ def evaluate_pairs(
     names: Sequence[str],
     *,
     pairs_file: Path,
-    embedder: FaceEmbedder,
+    detector: FaceDetector,
     cache_dir: Path,
     models_dir: Path,
     device: torch.device,
@@ -135,7 +136,7 @@ def evaluate_pairs(
     """Each model's k-fold accuracy on a pairs file in LFW's format (`read_pairs`)."""
     pairs = read_pairs(pairs_file)
     photos = sorted({photo for pair in pairs for photo in (pair.first, pair.second)})
-    cache = ChipCache(root=pairs_file.parent, cache_dir=cache_dir, embedder=embedder)
+    cache = ChipCache(root=pairs_file.parent, cache_dir=cache_dir, detector=detector)
     chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
     stacked = chips.stack()
     paths = [chips.photo_path(index) for index in range(len(chips))]

@@ -28,7 +28,8 @@ from app.training.model_card import record_calibration, record_training_data
 from app.training.train_config import TrainConfig
 from app.training.trainer import ProgressCallback, TrainResult, train
 from app.vision.backbones.registry import create_backbone
-from app.vision.embedder import FaceEmbedder, embed_in_batches
+from app.vision.detection import FaceDetector
+from app.vision.embedder import embed_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def train_model(
     *,
     root: Path,
     identities: list[str],
-    embedder: FaceEmbedder,
+    detector: FaceDetector,
     cache_dir: Path,
     calibration_identities: int = 40,
     data_description: str | None = None,
@@ -74,7 +75,7 @@ def train_model(
 ) -> TrainingRun:
     """Cache chips, fine-tune on all but the held-out identities, then calibrate on those."""
     trained_on, held = hold_out(identities, count=calibration_identities)
-    cache = ChipCache(root=root, cache_dir=cache_dir, embedder=embedder)
+    cache = ChipCache(root=root, cache_dir=cache_dir, detector=detector)
     chips = cache.build(labelled_photos(root, trained_on), progress=chip_progress)
     log.info("training on %d identities, %d photos", len(chips.identities()), len(chips))
     started = time.perf_counter()

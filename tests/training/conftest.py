@@ -27,7 +27,9 @@ def lfw_chips(
 ) -> ChipSet:
     """Chips of the first 4 lfw_mini identities, 2 photos each, cached in a temp dir."""
     root = faces_dir / "lfw_mini"
-    cache = ChipCache(root=root, cache_dir=tmp_path_factory.mktemp("chips"), embedder=embedder)
+    cache = ChipCache(
+        root=root, cache_dir=tmp_path_factory.mktemp("chips"), detector=embedder.detector
+    )
     chosen = identities(root)[:IDENTITIES]
     return cache.build(labelled_photos(root, chosen, per_identity=PHOTOS_PER_IDENTITY))
 
@@ -38,7 +40,9 @@ def lfw_evaluation_set(
 ) -> EvaluationSet:
     """All of lfw_mini: photos 1–3 of its 12 people are the gallery, 4–5 the probes."""
     root = faces_dir / "lfw_mini"
-    cache = ChipCache(root=root, cache_dir=tmp_path_factory.mktemp("lfw-chips"), embedder=embedder)
+    cache = ChipCache(
+        root=root, cache_dir=tmp_path_factory.mktemp("lfw-chips"), detector=embedder.detector
+    )
     return build_evaluation_set(cache.build(labelled_photos(root, identities(root))))
 
 

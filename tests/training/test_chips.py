@@ -55,8 +55,7 @@ class Built:
 
 def build(tree: Path, cache_dir: Path, embedder: FaceEmbedder) -> Built:
     detector = CountingDetector(embedder.detector)
-    counting = FaceEmbedder(detector=detector, backbone=embedder.backbone)
-    cache = ChipCache(root=tree, cache_dir=cache_dir, embedder=counting)
+    cache = ChipCache(root=tree, cache_dir=cache_dir, detector=detector)
     progress: list[tuple[int, int]] = []
     chips = cache.build(
         labelled_photos(tree, identities(tree)), progress=lambda d, t: progress.append((d, t))
@@ -126,6 +125,6 @@ def test_a_changed_photo_is_detected_again(
 def test_photos_outside_the_root_are_refused(
     tree: Path, tmp_path: Path, embedder: FaceEmbedder
 ) -> None:
-    cache = ChipCache(root=tree / "Ada", cache_dir=tmp_path, embedder=embedder)
+    cache = ChipCache(root=tree / "Ada", cache_dir=tmp_path, detector=embedder.detector)
     with pytest.raises(ValueError):
         cache.build([LabelledPhoto("Bob", tree / "Bob" / "couple.jpg")])
