@@ -1,8 +1,9 @@
 """Embedding the faces the active runtime's version has no embedding for.
 
-Used when a gallery is opened on another model than the one its database
-says is active, because that one can no longer be loaded (see
-`app.gallery.startup`): every face missing from the new version is embedded
+Run whenever a gallery opens (see `app.gallery.startup`): after a switch made
+by another process, faces enrolled meanwhile under the old version, or all of
+them when the gallery recovers onto a new model because its active one can no
+longer be loaded. Every face missing from the version is embedded
 from its stored chip, or re-aligned from its photo when the chip was cut for
 another template, the way a reindex does it.
 """

@@ -9,6 +9,10 @@ last reindex out of the searches, so when the active model is gone or its
 weights changed, start-up fails (`ActiveModelUnavailable`) and says how to fix
 it: restore the weights, or re-embed the gallery with another model
 (`lineup reindex MODEL`, which opens the gallery with `recover_with`).
+
+Every open also embeds the faces the active version has no embedding for:
+a service still running on the old version while `lineup reindex` switched
+the database enrolls under the old one, and those faces must not be lost.
 """
 
 import logging
@@ -110,13 +114,18 @@ def open_gallery(
         runtime=ModelRuntime(embedder=embedder, version=version, index=index),
         threshold_override=settings.match_threshold,
     )
+    # Faces another process enrolled under an older version after this one became
+    # active (a `lineup reindex` beside a running service) are embedded now, or
+    # they would drop out of every search.
+    embedded = embed_missing_faces(context)
     if recovering:
         # Activated only once every face has an embedding, so that an interrupted
         # recovery leaves the database pointing at the version it pointed at before.
-        embedded = embed_missing_faces(context)
         with session_scope(sessions) as session:
             model_versions.activate(session, session.get_one(ModelVersion, version.id))
         log.warning("recovered onto %s: embedded %d faces it lacked", version.key, embedded)
+    elif embedded:
+        log.warning("embedded %d faces that %s lacked", embedded, version.key)
     log.info("gallery open: %s, %d faces indexed", version.key, len(index))
     return Gallery(context, engine)
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import load_file, save_file
 
 from app.config import Settings
+from app.gallery.reindex import reindex
 from app.gallery.startup import ActiveModelUnavailable, open_gallery
 from app.main import create_app
 from app.vision.backbones.finetuned import WEIGHTS_FILE
@@ -175,6 +177,35 @@ def test_a_restart_keeps_the_model_the_gallery_was_reindexed_to(
         answer = probe(client, photo(faces_dir, "Tom_Hanks", 5))
         assert answer["model_version"] == version
         best = best_candidate(answer)
+        assert best["face_id"] == late_face and best["similarity"] > 0.99
+
+
+def test_faces_enrolled_by_a_service_left_on_the_old_model_survive_a_reindex_beside_it(
+    story: Story, tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
+) -> None:
+    """`lineup reindex` switches the database while a service still runs on the old model
+    and goes on enrolling under it; the next start embeds those faces for the new one."""
+    root = copy_of(story, tmp_path)
+    with running(root, embedder) as client:
+        other_process = open_gallery(settings_for(root), embedder=embedder)
+        try:
+            reindex(
+                other_process.context,
+                backbone="dlib-resnet",
+                device=torch.device("cpu"),
+                models_dir=root / "models",
+            )
+        finally:
+            other_process.close()
+        (late_face,) = enroll(client, faces_dir, "Heidi_Klum", range(5, 6))
+        assert probe(client, photo(faces_dir, "Tom_Hanks", 5))["model_version"]["backbone"] == (
+            "gallery-tuned"
+        )
+    with running(root, embedder) as client:
+        stats = client.get("/stats").json()
+        assert stats["model_version"]["backbone"] == "dlib-resnet"
+        assert stats["faces"] == stats["index_size"] == 17
+        best = best_candidate(probe(client, photo(faces_dir, "Heidi_Klum", 5)))
         assert best["face_id"] == late_face and best["similarity"] > 0.99
 
 
