@@ -11,6 +11,7 @@ so the name can be used again.
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from app.jobs.training_data import (
     gallery_identities,
 )
 from app.training.chips import ChipSet
+from app.training.model_card import record_training_data
 from app.training.train_run import calibrate_model, calibration_count, hold_out
 from app.training.trainer import TrainProgress, train
 from app.vision.backbones.finetuned import WEIGHTS_FILE
@@ -46,11 +48,9 @@ def check_retrain(context: JobContext, request: RetrainRequest) -> int:
     dataset = request.dataset
     if isinstance(dataset, FolderDataset):
         count = _folder_identity_count(dataset)
-        part = f" ({dataset.part} of {dataset.split})" if dataset.split else ""
-        where = f"{dataset.path}{part}"
     else:
         count = gallery_identities(context.gallery.context, dataset)
-        where = f"the gallery (subjects with at least {dataset.min_photos} faces)"
+    where = _describe(request)
     if count < MIN_IDENTITIES:
         raise RetrainRefused(
             f"{where} has {count} identities; training needs at least {MIN_IDENTITIES}"
@@ -149,9 +149,17 @@ def _train(
         return not cancelled()
 
     log.info("retraining %s on %d chips", request.name, len(chips))
+    started = time.perf_counter()
     outcome = train(config, chips, progress=on_batch, resume=False)
     if outcome.cancelled:
         raise OperationCancelled("the retrain was cancelled")
+    record_training_data(
+        directory.parent,
+        directory.name,
+        description=_describe(request),
+        held_out_for_calibration=held,
+        training_seconds=round(time.perf_counter() - started),
+    )
     calibration = None
     if held_out.records:
         progress(1.0, f"calibrating on {len(held_out.identities())} held-out identities")
@@ -168,3 +176,12 @@ def _train(
         "card": str(directory / "card.json"),
         "calibration": calibration,
     }
+
+
+def _describe(request: RetrainRequest) -> str:
+    """What the request trains on, for refusals and for the model's card."""
+    dataset = request.dataset
+    if isinstance(dataset, FolderDataset):
+        part = f" ({dataset.part} of {dataset.split})" if dataset.split else ""
+        return f"{dataset.path}{part}"
+    return f"the gallery (subjects with at least {dataset.min_photos} faces)"

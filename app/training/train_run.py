@@ -118,8 +118,7 @@ def calibrate_model(
         fmr=fmr,
         identities=[record.identity for record in chips.records],
         skipped=chips.skipped,
-        data=f"{len(chips.identities())} identities held out of training, "
-        f"first {CALIBRATION_PHOTOS} photos of each",
+        data=f"{len(chips.identities())} identities held out of training, {len(chips)} photos",
     )
     record_calibration(model_dir.parent, backbone, summary)
     return summary

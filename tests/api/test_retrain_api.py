@@ -6,6 +6,7 @@ layers frozen): they check the wiring, not what training achieves. Every app
 here runs on a temporary models dir, never on the repository's `models/`.
 """
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -365,3 +366,6 @@ def test_a_retrain_on_ten_or_more_identities_calibrates_on_held_out_ones(
     assert (calibration["identities"], calibration["photos"]) == (2, 10)
     card = (tmp_path / "models" / "held" / "card.json").read_text()
     assert f'"threshold": {calibration["threshold"]}' in card
+    data = json.loads(card)["training"]["data"]
+    assert len(data["held_out_for_calibration"]) == 2
+    assert data["description"] == str(faces_dir / "lfw_mini")
