@@ -1,6 +1,6 @@
 """Enrolled faces: listing them, serving their chips, deleting one."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db.engine import session_scope
 from app.db.tables import Face
@@ -28,6 +28,18 @@ def list_faces(context: GalleryContext, subject_id: int) -> list[FaceOut]:
         require_subject(session, subject_id)
         faces = session.scalars(select(Face).where(Face.subject_id == subject_id).order_by(Face.id))
         return [face_view(face) for face in faces]
+
+
+def first_face_ids(context: GalleryContext, subject_ids: list[int]) -> dict[int, int]:
+    """Each subject's earliest enrolled face (its thumbnail), in one query; subjects
+    without faces, or gone, are absent."""
+    with session_scope(context.sessions) as session:
+        rows = session.execute(
+            select(Face.subject_id, func.min(Face.id))
+            .where(Face.subject_id.in_(subject_ids))
+            .group_by(Face.subject_id)
+        )
+        return {subject_id: face_id for subject_id, face_id in rows}
 
 
 def chip_jpeg(context: GalleryContext, face_id: int) -> bytes:

@@ -62,6 +62,9 @@ class Gallery:
     def list_faces(self, subject_id: int) -> list[FaceOut]:
         return faces.list_faces(self.context, subject_id)
 
+    def first_face_ids(self, subject_ids: list[int]) -> dict[int, int]:
+        return faces.first_face_ids(self.context, subject_ids)
+
     def chip_jpeg(self, face_id: int) -> bytes:
         return faces.chip_jpeg(self.context, face_id)
 

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.api.deps import GalleryDep
 from app.gallery.errors import SubjectNotFound
-from app.gallery.service import Gallery
 from app.schemas import SubjectOut
 from app.web.templating import render
 
@@ -44,7 +43,8 @@ def gallery_page(
     """One page of subjects, filtered by part of the name or the exact external id."""
     query = (q or "").strip() or None
     listing = gallery.list_subjects(query=query, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    cards = [SubjectCard(subject, _first_face_id(gallery, subject)) for subject in listing.items]
+    thumbnails = gallery.first_face_ids([subject.id for subject in listing.items])
+    cards = [SubjectCard(subject, thumbnails.get(subject.id)) for subject in listing.items]
     pages = max(1, -(-listing.total // PAGE_SIZE))
     return render(
         request,
@@ -70,10 +70,3 @@ def subject_page(request: Request, subject_id: int, gallery: GalleryDep) -> HTML
         return render(request, "not_found.html", {"message": str(error)}, status=404)
     faces = gallery.list_faces(subject_id)
     return render(request, "subject.html", {"subject": subject, "faces": faces})
-
-
-def _first_face_id(gallery: Gallery, subject: SubjectOut) -> int | None:
-    if subject.face_count == 0:
-        return None
-    faces = gallery.list_faces(subject.id)
-    return faces[0].id if faces else None
