@@ -174,12 +174,12 @@ def _embed_batch(
     then the face's first embedding says which template its chip was cut for.
     """
     with session_scope(context.sessions) as session:
-        sources = face_sources(session, face_ids)
+        sources = _face_sources(session, face_ids)
     chips: dict[int, Chip] = {}
     realigned = 0
     for source in sources:
         try:
-            chips[source.face_id], fresh = chip_for(context, embedder, source)
+            chips[source.face_id], fresh = _chip_for(context, embedder, source)
         except FileNotFoundError:
             continue  # deleted meanwhile; if it was not, the catch-up fails loudly on it
         realigned += fresh
@@ -188,7 +188,7 @@ def _embed_batch(
     with context.write_lock, session_scope(context.sessions) as session:
         present = set(session.scalars(select(Face.id).where(Face.id.in_(list(chips)))))
         session.execute(delete(Embedding).where(_of(version), Embedding.face_id.in_(face_ids)))
-        store_vectors(
+        _store_vectors(
             session, version, {f: v for f, v in zip(chips, vectors, strict=True) if f in present}
         )
     return realigned
@@ -205,31 +205,51 @@ def _switch(
     with context.write_lock:
         if stop():
             raise OperationCancelled("the reindex was cancelled")
+        caught_up = embed_missing(context, embedder, version, index)
         with session_scope(context.sessions) as session:
-            missing = list(
-                session.scalars(select(Face.id).where(~has_embedding(version)).order_by(Face.id))
-            )
-            sources = face_sources(session, missing)
-        chips = [chip_for(context, embedder, source)[0] for source in sources]
-        vectors = embedder.embed_chips(chips)
-        with session_scope(context.sessions) as session:
-            store_vectors(
-                session, version, {s.face_id: v for s, v in zip(sources, vectors, strict=True)}
-            )
             stored = set(session.scalars(select(Embedding.face_id).where(_of(version))))
         index.remove([int(face_id) for face_id in index.index.ids() if face_id not in stored])
-        for source, vector in zip(sources, vectors, strict=True):
-            index.add(face_id=source.face_id, subject_id=source.subject_id, embedding=vector)
         _save_if_changed(context, index, version.key)
         old = context.runtime
         _save_if_changed(context, old.index, old.version.key)
         with session_scope(context.sessions) as session:
             model_versions.activate(session, session.get_one(ModelVersion, version.id))
         context.runtime = ModelRuntime(embedder=embedder, version=version, index=index)
+    return caught_up
+
+
+def embed_missing(
+    context: GalleryContext,
+    embedder: FaceEmbedder,
+    version: ModelVersionInfo,
+    index: GalleryIndex,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Embed, store and add to `index` every face without an embedding under `version`,
+    `batch_size` at a time; return how many. The caller holds the write lock, or has
+    not shared the gallery yet."""
+    with session_scope(context.sessions) as session:
+        missing = list(
+            session.scalars(select(Face.id).where(~_has_embedding(version)).order_by(Face.id))
+        )
+    for start in range(0, len(missing), batch_size):
+        with session_scope(context.sessions) as session:
+            sources = _face_sources(session, missing[start : start + batch_size])
+        chips = [_chip_for(context, embedder, source)[0] for source in sources]
+        vectors = embedder.embed_chips(chips)
+        with session_scope(context.sessions) as session:
+            _store_vectors(
+                session, version, {s.face_id: v for s, v in zip(sources, vectors, strict=True)}
+            )
+        for source, vector in zip(sources, vectors, strict=True):
+            index.add(face_id=source.face_id, subject_id=source.subject_id, embedding=vector)
+        if len(missing) > batch_size:
+            log.info("embedded %d of %d missing faces", start + len(sources), len(missing))
     return len(missing)
 
 
-def face_sources(session: Session, face_ids: list[int]) -> list[FaceSource]:
+def _face_sources(session: Session, face_ids: list[int]) -> list[FaceSource]:
     """The faces among `face_ids` that still exist, with the alignment their chip was cut for.
 
     A chip is cut for the version active at enrollment, which wrote the face's
@@ -256,7 +276,7 @@ def face_sources(session: Session, face_ids: list[int]) -> list[FaceSource]:
     ]
 
 
-def chip_for(
+def _chip_for(
     context: GalleryContext, embedder: FaceEmbedder, source: FaceSource
 ) -> tuple[Chip, bool]:
     """The face as the new backbone's chip: the stored one if it was cut for the same
@@ -271,7 +291,7 @@ def chip_for(
     return align_face(image, np.asarray(source.landmarks, dtype=np.float64), template), True
 
 
-def store_vectors(
+def _store_vectors(
     session: Session, version: ModelVersionInfo, vectors: dict[int, NDArray[np.float32]]
 ) -> None:
     session.add_all(
@@ -280,7 +300,7 @@ def store_vectors(
     )
 
 
-def has_embedding(version: ModelVersionInfo) -> Exists:
+def _has_embedding(version: ModelVersionInfo) -> Exists:
     """True for a face that has an embedding under `version`."""
     return exists().where(Embedding.face_id == Face.id, _of(version))
 
