@@ -15,9 +15,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVarTuple
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from app.db.engine import session_scope
 from app.db.tables import Embedding, Face, ModelVersion, Photo
@@ -81,9 +82,15 @@ def folder_chips(
 
 def gallery_identities(context: GalleryContext, dataset: GalleryDataset) -> int:
     """How many subjects have at least `min_photos` faces with dlib-aligned chips."""
-    faces = [face for face in _gallery_faces(context) if face.alignment == DLIB_150.name]
-    per_subject = Counter(face.subject_id for face in faces)
-    return sum(count >= dataset.min_photos for count in per_subject.values())
+    subjects = (
+        _with_chip_alignment(select(Face.subject_id))
+        .where(ModelVersion.alignment == DLIB_150.name)
+        .group_by(Face.subject_id)
+        .having(func.count(Face.id) >= dataset.min_photos)
+        .subquery()
+    )
+    with session_scope(context.sessions) as session:
+        return session.scalar(select(func.count()).select_from(subjects)) or 0
 
 
 def gallery_chips(
@@ -116,22 +123,32 @@ def gallery_chips(
     return ChipSet(context.files.root, snapshot_dir, records, +skipped)
 
 
-def _gallery_faces(context: GalleryContext) -> list[_GalleryFace]:
-    """Every face that has an embedding, subject by subject; a chip is cut for the
-    version active at enrollment, which wrote the face's first embedding."""
+Columns = TypeVarTuple("Columns")
+
+
+def _with_chip_alignment(query: Select[*Columns]) -> Select[*Columns]:
+    """`query` over faces, joined to the model version whose template their chips were
+    cut for: the version active at enrollment, which wrote the face's first embedding.
+    Faces without an embedding drop out."""
     first = (
         select(Embedding.face_id, func.min(Embedding.id).label("embedding_id"))
         .group_by(Embedding.face_id)
         .subquery()
     )
-    query = (
-        select(Face, Photo.stored_path, ModelVersion.alignment)
-        .join(Photo, Photo.id == Face.photo_id)
-        .join(first, first.c.face_id == Face.id)
+    return (
+        query.join(first, first.c.face_id == Face.id)
         .join(Embedding, Embedding.id == first.c.embedding_id)
         .join(ModelVersion, ModelVersion.id == Embedding.model_version_id)
-        .order_by(Face.subject_id, Face.id)
     )
+
+
+def _gallery_faces(context: GalleryContext) -> list[_GalleryFace]:
+    """Every face that has an embedding, subject by subject, with its chip's alignment."""
+    query = _with_chip_alignment(
+        select(Face, Photo.stored_path, ModelVersion.alignment).join(
+            Photo, Photo.id == Face.photo_id
+        )
+    ).order_by(Face.subject_id, Face.id)
     with session_scope(context.sessions) as session:
         return [
             _GalleryFace(
