@@ -37,18 +37,15 @@ def enroll_page(
 @router.get("/probe", response_class=HTMLResponse)
 def probe_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> HTMLResponse:
     """The probe form, its threshold control set to the threshold probes use by default."""
-    stats = gallery.stats()
-    version = stats.model_version
-    threshold = (
-        settings.match_threshold if settings.match_threshold is not None else version.threshold
-    )
+    context = gallery.context
+    runtime = context.runtime
     return render(
         request,
         "probe.html",
         {
-            "threshold": threshold,
+            "threshold": context.default_threshold(runtime),
             "default_k": settings.default_k,
-            "backbone": version.backbone,
-            "face_count": stats.index_size,
+            "backbone": runtime.version.backbone,
+            "face_count": len(runtime.index),
         },
     )
