@@ -7,7 +7,7 @@ fix it rather than on the first probe.
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -102,10 +102,21 @@ class Settings(BaseSettings):
 
     def backbone_weights(self, name: str) -> Path | None:
         """The weights file configured for backbone `name`, if it takes one."""
-        return {
-            "facenet-vggface2": self.facenet_vggface2_weights,
-            "facenet-casia": self.facenet_casia_weights,
-        }.get(name)
+        field = _WEIGHTS_FIELDS.get(name)
+        return None if field is None else cast(Path | None, getattr(self, field))
+
+    @staticmethod
+    def weights_variable(name: str) -> str | None:
+        """The environment variable that points backbone `name` at its weights, if any."""
+        field = _WEIGHTS_FIELDS.get(name)
+        return None if field is None else f"LINEUP_{field.upper()}"
+
+
+# The backbones whose weights cannot ship offline, and the setting naming their file.
+_WEIGHTS_FIELDS = {
+    "facenet-vggface2": "facenet_vggface2_weights",
+    "facenet-casia": "facenet_casia_weights",
+}
 
 
 @lru_cache

@@ -33,7 +33,7 @@ def admin_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> 
             "jobs": _recent_jobs(request),
             "backbones": list_backbones(settings, active=active),
             "cards": cards,
-            "reindex_targets": reindex_targets(cards),
+            "reindex_targets": reindex_targets(settings.models_dir),
             "reports": list_reports(settings.data_dir),
         },
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.vision.backbones.finetuned import finetuned_models
 from app.vision.backbones.registry import BACKBONES
 
 log = logging.getLogger(__name__)
@@ -34,26 +35,20 @@ class ModelCard:
     problem: str | None = None
 
 
-WEIGHTS_SETTINGS = {
-    "facenet-vggface2": "LINEUP_FACENET_VGGFACE2_WEIGHTS",
-    "facenet-casia": "LINEUP_FACENET_CASIA_WEIGHTS",
-}
-
-
 def list_backbones(settings: Settings, *, active: str) -> list[BackboneEntry]:
     """Every registered backbone; which is active, and which still lack their weights."""
     entries = []
     for name in sorted(BACKBONES):
-        setting = WEIGHTS_SETTINGS.get(name)
+        setting = Settings.weights_variable(name)
         missing = setting if setting and settings.backbone_weights(name) is None else None
         entries.append(BackboneEntry(name=name, active=name == active, needs_weights=missing))
     return entries
 
 
-def reindex_targets(cards: list[ModelCard]) -> list[str]:
-    """What a reindex may switch to: the built-in backbones, then models that have a card
-    (fine-tuned ones live in `<models_dir>/<name>/`; a built-in's card only calibrates it)."""
-    return sorted(BACKBONES) + sorted(card.name for card in cards if card.name not in BACKBONES)
+def reindex_targets(models_dir: Path) -> list[str]:
+    """What a reindex may switch to, as `create_backbone` finds them: the built-in
+    backbones, then the folders holding fine-tuned weights (a card alone is not a model)."""
+    return sorted(BACKBONES) + finetuned_models(models_dir)
 
 
 def list_model_cards(models_dir: Path) -> list[ModelCard]:

@@ -6,6 +6,7 @@ what the server renders, fast and without Chromium.
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from app.web.templating import LEADS_STATEMENT
 
 REPORT = "celeba-val"
 MODELS = Path(__file__).resolve().parents[2] / "models"
+CHECKPOINTS = shutil.ignore_patterns("epoch_*.pt")  # resumable states, not needed to serve
 
 
 def settings_for(data_dir: Path) -> Settings:
@@ -148,6 +150,23 @@ def test_admin_page_lists_jobs_models_cards_and_reports(client: TestClient, repo
     assert "<dt>target false match rate</dt>" in html and "<dd>0.927778</dd>" in html
     assert f'<a href="/reports/{REPORT}/">{REPORT}</a>' in html
     assert 'id="reindex-form"' in html and 'id="retrain-form"' in html
+
+
+def test_the_reindex_form_offers_exactly_the_models_a_reindex_can_load(
+    tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    """Built-ins and folders holding weights; a folder with only a card is not a model."""
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / "dlib-resnet", models / "dlib-resnet")
+    shutil.copytree(MODELS / "dlib-resnet-cctv", models / "dlib-resnet-cctv", ignore=CHECKPOINTS)
+    (models / "card-only").mkdir()
+    (models / "card-only" / "card.json").write_text("{}")
+    settings = Settings(data_dir=tmp_path / "data", models_dir=models, device="cpu")
+    with TestClient(create_app(settings, embedder=embedder)) as fresh:
+        html = fresh.get("/admin").text
+    form = html[html.index('id="reindex-backbone"') :]
+    offered = re.findall(r'<option value="([^"]+)"', form[: form.index("</select>")])
+    assert offered == ["dlib-resnet", "facenet-casia", "facenet-vggface2", "dlib-resnet-cctv"]
 
 
 def test_admin_page_says_how_to_make_a_report_when_there_is_none(
