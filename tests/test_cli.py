@@ -229,6 +229,16 @@ def test_models_list_shows_built_ins_and_fine_tuned_models_without_a_database(
     assert not (tmp_path / "none").exists()  # listing creates no database
 
 
+def test_models_list_names_an_unreadable_card_instead_of_failing(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    (models_dir / TUNED / "card.json").write_text('{"weights_hash": ')  # cut short
+    result = invoke(["models", "list"], data_dir=tmp_path / "none", models_dir=models_dir)
+    assert result.exit_code == 0, result.output
+    assert table_row(result.stdout, TUNED)[2:4] == ["32", "—"]
+    assert f"{TUNED}: model card" in result.stdout and "cannot be read" in result.stdout
+
+
 def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one(
     runs: EnrollRuns, data_dir: Path, models_dir: Path, tmp_path: Path, faces_dir: Path
 ) -> None:

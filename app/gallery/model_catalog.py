@@ -7,9 +7,7 @@ those exact weights, how it was trained, and whether the database's active
 model version is it. Nothing here loads a network.
 """
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings
 from app.db.engine import create_engine_for, make_session_factory, session_scope
 from app.gallery import model_versions
-from app.gallery.calibration import CARD_FILE
+from app.gallery.calibration import UnreadableCard, read_card
 from app.gallery.model_versions import ModelVersionInfo
 from app.vision.backbones.dlib_backbone import DlibResnetBackbone, default_weights_path
 from app.vision.backbones.facenet import FacenetBackbone
@@ -99,7 +97,10 @@ def _entry(
     *,
     note: str = "",
 ) -> ModelEntry:
-    card = _card(settings.models_dir / name)
+    try:
+        card = read_card(settings.models_dir, name)
+    except UnreadableCard as error:
+        card, note = {}, str(error)
     training: dict[str, Any] = card.get("training", {})
     same_weights = version is not None and card.get("weights_hash") == version
     threshold = card.get("calibration", {}).get("threshold") if same_weights else None
@@ -135,9 +136,3 @@ def _missing(active: ModelVersionInfo, *, present: set[str]) -> ModelEntry:
         active=True,
         note=f"active in the database, but {gone}: run `lineup reindex MODEL`",
     )
-
-
-def _card(directory: Path) -> dict[str, Any]:
-    path = directory / CARD_FILE
-    card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    return card

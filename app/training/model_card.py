@@ -5,15 +5,11 @@ from pathlib import Path
 from typing import Any
 
 from app.gallery.calibration import CARD_FILE
+from app.gallery.calibration import read_card as read_card
 from app.vision.backbones.base import Backbone
 
 # Measured on one exact set of weights; they no longer hold once the weights change.
 _WEIGHTS_BOUND_SECTIONS = ("calibration", "metrics")
-
-
-def read_card(models_dir: Path, name: str) -> dict[str, Any]:
-    path = models_dir / name / CARD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def record_calibration(models_dir: Path, backbone: Backbone, calibration: dict[str, Any]) -> Path:

@@ -5,13 +5,13 @@ written, whatever fields they carry, so a card with new fields (a fine-tuned
 checkpoint's training data, its held-out metrics) needs no change here.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.gallery.calibration import UnreadableCard, read_card
 from app.vision.backbones.finetuned import finetuned_models
 from app.vision.backbones.registry import BACKBONES
 
@@ -55,13 +55,13 @@ def list_model_cards(models_dir: Path) -> list[ModelCard]:
     """Each `<models_dir>/*/card.json`, by folder name; an unreadable card says why."""
     if not models_dir.is_dir():
         return []
-    return [_read_card(path) for path in sorted(models_dir.glob("*/card.json"))]
+    return [_read_card(models_dir, path) for path in sorted(models_dir.glob("*/card.json"))]
 
 
-def _read_card(path: Path) -> ModelCard:
+def _read_card(models_dir: Path, path: Path) -> ModelCard:
     name = path.parent.name
     try:
-        return ModelCard(name=name, path=path, content=json.loads(path.read_text("utf-8")))
-    except (OSError, ValueError) as error:
-        log.warning("model card %s is unreadable: %s", path, error)
+        return ModelCard(name=name, path=path, content=read_card(models_dir, name))
+    except UnreadableCard as error:
+        log.warning("%s", error)
         return ModelCard(name=name, path=path, content=None, problem=str(error))
