@@ -38,11 +38,9 @@ Split = Annotated[
 
 
 def _identities(tree: Path, split: Path | None, part: str) -> list[str]:
-    from app.training.face_tree import identities, read_split
+    from app.training.face_tree import chosen_identities
 
-    present = set(identities(tree))
-    chosen = read_split(split, part) if split is not None else sorted(present)
-    return [name for name in chosen if name in present]
+    return chosen_identities(tree, split, part)
 
 
 def _describe(tree: Path, split: Path | None, part: str) -> str:

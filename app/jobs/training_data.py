@@ -26,7 +26,7 @@ from app.gallery.context import GalleryContext
 from app.gallery.errors import OperationCancelled
 from app.jobs.schemas import FolderDataset, GalleryDataset
 from app.training.chips import ChipCache, ChipRecord, ChipSet, tree_cache_dir
-from app.training.face_tree import identities, labelled_photos, read_split
+from app.training.face_tree import chosen_identities, labelled_photos
 from app.vision.alignment import estimate_similarity
 from app.vision.alignment_template import DLIB_150
 
@@ -50,10 +50,7 @@ class _GalleryFace:
 
 def folder_identities(dataset: FolderDataset) -> list[str]:
     """The identities a folder dataset trains on: the split's part, or every sub-folder."""
-    if dataset.split is None:
-        return identities(dataset.path)
-    present = set(identities(dataset.path))
-    return [name for name in read_split(dataset.split, dataset.part) if name in present]
+    return chosen_identities(dataset.path, dataset.split, dataset.part)
 
 
 def folder_chips(

@@ -51,6 +51,16 @@ def read_split(path: Path, part: str) -> list[str]:
     return sorted(split[part])
 
 
+def chosen_identities(root: Path, split: Path | None, part: str) -> list[str]:
+    """The identities of `root` to use: those of the split's `part` that have a folder,
+    or every folder when there is no split."""
+    present = identities(root)
+    if split is None:
+        return present
+    found = set(present)
+    return [name for name in read_split(split, part) if name in found]
+
+
 def subject_face(detections: list[Detection], *, width: int, height: int) -> Detection | None:
     """The labelled person's face: prominent (≥ half the largest) and nearest the centre."""
     if not detections:
