@@ -11,7 +11,6 @@ so the name can be used again.
 
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,10 @@ from app.jobs.training_data import (
     gallery_identities,
 )
 from app.training.chips import ChipSet
-from app.training.model_card import record_training_data
-from app.training.train_run import calibrate_model, calibration_count, hold_out
-from app.training.trainer import TrainProgress, train
+from app.training.train_run import calibration_count, hold_out, train_and_calibrate
+from app.training.trainer import TrainProgress
 from app.vision.backbones.finetuned import WEIGHTS_FILE
 from app.vision.backbones.weights import weights_version
-from app.vision.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +123,8 @@ def _train(
     progress: Progress,
     cancelled: Cancelled,
 ) -> dict[str, Any]:
-    """Run the trainer, reporting after each batch and asking whether to stop; then calibrate
-    the new model's threshold on identities held out of training (`calibration_count`)."""
+    """`train_and_calibrate` with `calibration_count` identities held out, reporting after
+    each batch and asking whether to stop."""
     directory = context.settings.models_dir / request.name
     trained_on, held = hold_out(
         chips.identities(), count=calibration_count(len(chips.identities()))
@@ -148,33 +145,30 @@ def _train(
         )
         return not cancelled()
 
-    log.info("retraining %s on %d chips", request.name, len(chips))
-    started = time.perf_counter()
-    outcome = train(config, chips, progress=on_batch, resume=False)
-    if outcome.cancelled:
-        raise OperationCancelled("the retrain was cancelled")
-    record_training_data(
-        directory.parent,
-        directory.name,
-        description=_describe(request),
-        held_out_for_calibration=held,
-        training_seconds=round(time.perf_counter() - started),
+    run = train_and_calibrate(
+        config,
+        chips,
+        held_out,
+        data_description=_describe(request),
+        progress=on_batch,
+        resume=False,
+        on_calibration=lambda: progress(
+            1.0, f"calibrating on {len(held_out.identities())} held-out identities"
+        ),
     )
-    calibration = None
-    if held_out.records:
-        progress(1.0, f"calibrating on {len(held_out.identities())} held-out identities")
-        calibration = calibrate_model(directory, held_out, device=resolve_device(config.device))
+    if run.result.cancelled:
+        raise OperationCancelled("the retrain was cancelled")
     return {
         "model": request.name,
         "weights_hash": weights_version(directory / WEIGHTS_FILE),
-        "embedding_dim": outcome.network.embedding_dim,
-        "epochs": len(outcome.epoch_losses),
-        "epoch_losses": outcome.epoch_losses,
+        "embedding_dim": run.result.network.embedding_dim,
+        "epochs": len(run.result.epoch_losses),
+        "epoch_losses": run.result.epoch_losses,
         "identities": len(chips.identities()),
         "photos": len(chips),
         "skipped": dict(chips.skipped),
         "card": str(directory / "card.json"),
-        "calibration": calibration,
+        "calibration": run.calibration,
     }
 
 

@@ -73,28 +73,61 @@ def train_model(
     cancel: threading.Event | None = None,
     resume: bool = True,
 ) -> TrainingRun:
-    """Cache chips, fine-tune on all but the held-out identities, then calibrate on those."""
+    """Cache chips for a photo tree, then `train_and_calibrate` with some identities held out.
+
+    The held-out identities contribute their first `CALIBRATION_PHOTOS`
+    photos each, as for dlib-resnet's own threshold.
+    """
     trained_on, held = hold_out(identities, count=calibration_identities)
     cache = ChipCache(root=root, cache_dir=cache_dir, detector=detector)
     chips = cache.build(labelled_photos(root, trained_on), progress=chip_progress)
+    held_out = cache.build(labelled_photos(root, held, per_identity=CALIBRATION_PHOTOS))
+    return train_and_calibrate(
+        config,
+        chips,
+        held_out,
+        data_description=data_description or root.name,
+        progress=progress,
+        cancel=cancel,
+        resume=resume,
+    )
+
+
+def train_and_calibrate(
+    config: TrainConfig,
+    chips: ChipSet,
+    held_out: ChipSet,
+    *,
+    data_description: str,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    resume: bool = True,
+    on_calibration: Callable[[], None] | None = None,
+) -> TrainingRun:
+    """Fine-tune on `chips`, record the data in the card, then calibrate on `held_out`.
+
+    `held_out` must share no identity with `chips`: the network never sees
+    those people, so the threshold measured on them is one for strangers.
+    Nothing is calibrated after a cancellation or without held-out chips.
+    """
     log.info("training on %d identities, %d photos", len(chips.identities()), len(chips))
     started = time.perf_counter()
     result = train(config, chips, progress=progress, cancel=cancel, resume=resume)
     seconds = time.perf_counter() - started
-    if not result.cancelled:
-        record_training_data(
-            config.checkpoint_dir.parent,
-            config.checkpoint_dir.name,
-            description=data_description or root.name,
-            held_out_for_calibration=held,
-            training_seconds=round(seconds),
-        )
-    if result.cancelled or not held:
+    if result.cancelled:
         return TrainingRun(result, None, seconds)
-    photos = labelled_photos(root, held, per_identity=CALIBRATION_PHOTOS)
-    calibration = calibrate_model(
-        config.checkpoint_dir, cache.build(photos), device=_device_of(result)
+    record_training_data(
+        config.checkpoint_dir.parent,
+        config.checkpoint_dir.name,
+        description=data_description,
+        held_out_for_calibration=held_out.identities(),
+        training_seconds=round(seconds),
     )
+    if not held_out.records:
+        return TrainingRun(result, None, seconds)
+    if on_calibration is not None:
+        on_calibration()
+    calibration = calibrate_model(config.checkpoint_dir, held_out, device=_device_of(result))
     return TrainingRun(result, calibration, seconds)
 
 
