@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app.training.losses import DEFAULT_MINERS, LOSSES, Margins, build_objective
-from app.training.network import BLOCKS
+from app.training.network import BLOCKS, DEFAULT_FREEZE_DEPTH
 from app.vision.device import DeviceName
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -28,7 +28,9 @@ class TrainConfig:
     A batch holds `classes_per_batch` identities × `m_per_class` photos; an
     epoch is `batches_per_epoch` batches (None: as many as the photos fill).
     Pretrained tensors learn at `lr × pretrained_lr_factor × their RMS`
-    (`network.parameter_groups`), the head at `lr`.
+    (`network.parameter_groups`), the head at `lr`. The first `freeze_depth`
+    blocks of `network.BLOCKS` (by default the stem and two stages, which see
+    edges and textures any face shares) keep dlib's weights.
 
     `views`: each photo enters a batch once, augmented (`single`), or twice,
     clean and CCTV-damaged (`paired`). `reference`: triplets are mined among
@@ -61,7 +63,7 @@ class TrainConfig:
     pretrained_lr_factor: float = 0.3
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    freeze_depth: int = 0
+    freeze_depth: int = DEFAULT_FREEZE_DEPTH
     head_dim: int | None = None
     augment: bool = True
     views: str = "paired"
