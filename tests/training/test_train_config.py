@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from app.training.network import BLOCKS
 from app.training.train_config import TrainConfig
 
 
@@ -25,6 +26,13 @@ def test_defaults_and_derived_values(tmp_path: Path) -> None:
     assert config.batch_size == 32
     assert config.miner_name == "semihard"
     assert TrainConfig(checkpoint_dir=tmp_path, loss="contrastive").miner_name == "pairs"
+
+
+def test_the_default_recipe_keeps_the_stem_and_two_stages_as_dlib_trained_them(
+    tmp_path: Path,
+) -> None:
+    frozen = BLOCKS[: TrainConfig(checkpoint_dir=tmp_path).freeze_depth]
+    assert frozen == ("stem", "stage1", "stage2")
 
 
 def test_json_round_trip(tmp_path: Path) -> None:
