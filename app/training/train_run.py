@@ -1,4 +1,7 @@
-"""`lineup train`: fine-tune on a labelled photo tree and leave a usable model folder behind.
+"""Fine-tuning runs that leave a usable model folder behind.
+
+`train_model` is `lineup train` on a labelled photo tree; `train_and_calibrate`
+is the part it shares with the retrain job, which starts from chips.
 
 The run holds out a few of the training identities before it starts. The
 network never sees them, so they can calibrate the new model's match
@@ -52,7 +55,7 @@ def hold_out(identities: list[str], *, count: int) -> tuple[list[str], list[str]
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What `train_model` did: the trainer's result, the calibration, and the time it took."""
+    """What a fine-tuning run did: the trainer's result, the calibration, and the time it took."""
 
     result: TrainResult
     calibration: dict[str, Any] | None
