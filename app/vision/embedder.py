@@ -33,11 +33,12 @@ def embed_in_batches(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> NDArray[np.float32]:
-    """`backbone.embed` over any number of chips, `batch_size` at a time; N×D."""
+    """`backbone.embed` over any number of chips, `batch_size` at a time; N×D.
+
+    A list of chips is stacked one batch at a time; a slice of an array is a view.
+    """
     batches = [
-        backbone.embed(np.ascontiguousarray(chips[start : start + batch_size]))
-        if isinstance(chips, np.ndarray)
-        else backbone.embed(np.stack(chips[start : start + batch_size]))
+        backbone.embed(np.asarray(chips[start : start + batch_size]))
         for start in range(0, len(chips), batch_size)
     ]
     if not batches:
