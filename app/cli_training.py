@@ -71,7 +71,7 @@ def train(
     name: Annotated[str, typer.Option(help="The new model's folder under LINEUP_MODELS_DIR")],
     split: Split = None,
     part: Annotated[str, typer.Option(help="Which identities of the split")] = "train",
-    loss: Annotated[str, typer.Option(help="triplet or contrastive")] = "triplet",
+    loss: Annotated[str, typer.Option(help="triplet or contrastive")] = DEFAULT("loss"),
     miner: Annotated[
         str | None, typer.Option(help="triplet: semihard (default), hard, all, batch-hard")
     ] = None,
@@ -79,12 +79,14 @@ def train(
         "margin"
     ),
     epochs: Annotated[int, typer.Option(min=1)] = DEFAULT("epochs"),
-    m_per_class: Annotated[int, typer.Option(min=2, help="Photos per identity in a batch")] = 4,
-    classes_per_batch: Annotated[int, typer.Option(min=2)] = 16,
+    m_per_class: Annotated[
+        int, typer.Option(min=2, help="Photos per identity in a batch")
+    ] = DEFAULT("m_per_class"),
+    classes_per_batch: Annotated[int, typer.Option(min=2)] = DEFAULT("classes_per_batch"),
     batches_per_epoch: Annotated[
         int | None, typer.Option(min=1, help="Default: as many as the photos fill")
     ] = None,
-    lr: Annotated[float, typer.Option(help="Learning rate of a projection head")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate of a projection head")] = DEFAULT("lr"),
     pretrained_lr_factor: Annotated[
         float, typer.Option(help="Pretrained tensors: lr × this × their RMS")
     ] = DEFAULT("pretrained_lr_factor"),
@@ -92,7 +94,9 @@ def train(
         "freeze_depth"
     ),
     head_dim: Annotated[int | None, typer.Option(help="Add a projection head of this size")] = None,
-    augment: Annotated[bool, typer.Option(help="Flips, colour jitter, CCTV damage")] = True,
+    augment: Annotated[bool, typer.Option(help="Flips, colour jitter, CCTV damage")] = DEFAULT(
+        "augment"
+    ),
     views: Annotated[
         str, typer.Option(help="single: one augmented view; paired: clean + CCTV twin")
     ] = DEFAULT("views"),
@@ -102,7 +106,7 @@ def train(
     distillation: Annotated[
         float, typer.Option(min=0.0, help="Weight of pulling each view onto dlib's clean embedding")
     ] = DEFAULT("distillation"),
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option()] = DEFAULT("seed"),
     calibration_identities: Annotated[
         int, typer.Option(help="Identities held out of training to calibrate the threshold")
     ] = 40,

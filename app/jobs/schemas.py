@@ -12,8 +12,6 @@ from app.vision.backbones.finetuned import MODEL_NAME, is_model_name
 from app.vision.backbones.registry import BACKBONES
 from app.vision.device import DeviceName
 
-DEFAULT_CLASSES_PER_BATCH = 16
-
 JobKind = Literal["retrain", "reindex"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -93,22 +91,22 @@ class RetrainRequest(BaseModel):
         pattern=f"^{MODEL_NAME.pattern}$", description="The new model's name and folder name."
     )
     dataset: Annotated[FolderDataset | GalleryDataset, Field(discriminator="kind")]
-    loss: str = "triplet"
+    loss: str = TrainConfig.default("loss")
     miner: str | None = None
     margin: float = Field(default=TrainConfig.default("margin"), gt=0.0, le=2.0)
     epochs: int = Field(default=TrainConfig.default("epochs"), ge=1, le=1000)
-    m_per_class: int = Field(default=4, ge=2, le=64)
+    m_per_class: int = Field(default=TrainConfig.default("m_per_class"), ge=2, le=64)
     classes_per_batch: int | None = Field(default=None, ge=2, le=1024)
     batches_per_epoch: int | None = Field(default=None, ge=1)
-    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    lr: float = Field(default=TrainConfig.default("lr"), gt=0.0, le=1.0)
     pretrained_lr_factor: float = Field(default=TrainConfig.default("pretrained_lr_factor"), gt=0.0)
     freeze_depth: int = Field(default=TrainConfig.default("freeze_depth"), ge=0, le=len(BLOCKS))
     head_dim: int | None = Field(default=None, ge=2, le=4096)
-    augment: bool = True
+    augment: bool = TrainConfig.default("augment")
     views: Literal["single", "paired"] = TrainConfig.default("views")
     reference: Literal["batch", "pretrained"] = TrainConfig.default("reference")
     distillation: float = Field(default=TrainConfig.default("distillation"), ge=0.0, le=100.0)
-    seed: int = 0
+    seed: int = TrainConfig.default("seed")
 
     @field_validator("name")
     @classmethod
@@ -131,9 +129,10 @@ class RetrainRequest(BaseModel):
         Every field but the model's name and its data is a `TrainConfig` setting
         of the same name.
         """
+        widest = min(TrainConfig.default("classes_per_batch"), identities)
         return TrainConfig(
             checkpoint_dir=checkpoint_dir,
-            classes_per_batch=self.classes_per_batch or min(DEFAULT_CLASSES_PER_BATCH, identities),
+            classes_per_batch=self.classes_per_batch or widest,
             device=device,
             **self.model_dump(exclude={"name", "dataset", "classes_per_batch"}),
         )
