@@ -106,6 +106,10 @@ def train(
     distillation: Annotated[
         float, typer.Option(min=0.0, help="Weight of pulling each view onto dlib's clean embedding")
     ] = DEFAULT("distillation"),
+    composites: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="Fraction of photos mixed with someone else's"),
+    ] = DEFAULT("composites"),
     seed: Annotated[int, typer.Option()] = DEFAULT("seed"),
     calibration_identities: Annotated[
         int, typer.Option(help="Identities held out of training to calibrate the threshold")
@@ -136,6 +140,7 @@ def train(
         views=views,
         reference=reference,
         distillation=distillation,
+        composites=composites,
         seed=seed,
         device=settings.device,
     )

@@ -106,6 +106,7 @@ class RetrainRequest(BaseModel):
     views: Literal["single", "paired"] = TrainConfig.default("views")
     reference: Literal["batch", "pretrained"] = TrainConfig.default("reference")
     distillation: float = Field(default=TrainConfig.default("distillation"), ge=0.0, le=100.0)
+    composites: float = Field(default=TrainConfig.default("composites"), ge=0.0, lt=1.0)
     seed: int = TrainConfig.default("seed")
 
     @field_validator("name")

@@ -46,6 +46,12 @@ class TrainConfig:
     network's embedding of its clean view, so a CCTV twin is taught to land
     exactly where dlib puts the sharp photo, and a clean view to stay where it
     was. The triplet term says who is nearer than whom; this one says where.
+
+    `composites` is the fraction of each epoch's photos replaced by a
+    composite face of that photo and a photo of someone else, a person of
+    its own (`app.training.composites`; paired views only): faces the network
+    has never seen, so that what it learns about CCTV damage is not only how
+    the training people look.
     """
 
     checkpoint_dir: Path
@@ -69,6 +75,7 @@ class TrainConfig:
     views: str = "paired"
     reference: str = "pretrained"
     distillation: float = 0.0
+    composites: float = 0.0
     seed: int = 0
     device: DeviceName = "auto"
     workers: int = 0
@@ -109,6 +116,13 @@ class TrainConfig:
             raise ValueError(
                 "distillation pulls each view onto dlib's 128-d embedding of its clean twin: "
                 "it needs paired views and no head (or head_dim=128)"
+            )
+        if not 0 <= self.composites < 1:
+            raise ValueError(f"composites is a fraction in [0, 1), not {self.composites}")
+        if self.composites > 0 and self.views != "paired":
+            raise ValueError(
+                "a composite is a person of its own, whose only positive is its twin view: "
+                "composites need paired views"
             )
 
     def _check_objective(self) -> None:

@@ -170,6 +170,7 @@ def _loader(
         train_chips,
         augmentation=augmentation,
         paired=config.views == "paired",
+        composites=config.composites,
         seed=config.seed,
     )
     batches = config.batches_per_epoch or max(1, len(dataset) // config.batch_size)

@@ -19,6 +19,10 @@ def test_bad_settings_fail_when_the_config_is_made(tmp_path: Path) -> None:
         TrainConfig(checkpoint_dir=tmp_path, freeze_depth=9)
     with pytest.raises(ValueError, match="at least 2"):
         TrainConfig(checkpoint_dir=tmp_path, m_per_class=1)
+    with pytest.raises(ValueError, match="fraction"):
+        TrainConfig(checkpoint_dir=tmp_path, composites=1.0)
+    with pytest.raises(ValueError, match="composites need paired views"):
+        TrainConfig(checkpoint_dir=tmp_path, composites=0.5, views="single")
 
 
 def test_defaults_and_derived_values(tmp_path: Path) -> None:

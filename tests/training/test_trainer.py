@@ -203,6 +203,21 @@ def test_a_paired_run_against_the_pretrained_reference_trains_and_says_so(
     assert card["training"]["config"]["reference"] == "pretrained"
 
 
+def test_a_run_with_composite_faces_trains_and_says_so(lfw_chips: ChipSet, tmp_path: Path) -> None:
+    run_config = config(
+        tmp_path / "composites",
+        views="paired",
+        reference="pretrained",
+        augment=True,
+        distillation=1.0,
+        composites=0.5,
+    )
+    result = train(run_config, lfw_chips)
+    assert len(result.epoch_losses) == 2 and all(np.isfinite(result.epoch_losses))
+    card = json.loads((run_config.checkpoint_dir / "card.json").read_text())
+    assert card["training"]["config"]["composites"] == 0.5
+
+
 def twins_distance_to_dlib(network: torch.nn.Module, dataset: ChipDataset) -> float:
     """Mean 1 − cos between each CCTV twin's embedding and dlib's of its clean view."""
     teacher = pretrained_reference(CPU)
