@@ -278,6 +278,8 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         ({"m_per_class": 1}, "invalid_request", "m_per_class"),
         ({"dataset": {"kind": "photos"}}, "invalid_request", "dataset"),
         ({"distillation": 1.0, "views": "single"}, "invalid_request", "paired views"),
+        ({"composites": 0.5, "views": "single"}, "invalid_request", "paired views"),
+        ({"composites": 1.0}, "invalid_request", "composites"),
     ],
     ids=[
         "no folder",
@@ -288,6 +290,8 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         "m",
         "kind",
         "distillation",
+        "composites single",
+        "composites all",
     ],
 )
 def test_bad_retrain_requests_are_refused_at_once(
