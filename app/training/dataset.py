@@ -43,6 +43,7 @@ class ChipDataset(Dataset[tuple[Tensor, int]]):
         if composites > 0 and len(np.unique(self.labels)) < 2:
             raise ValueError("a composite face needs photos of at least two identities")
         self.composites = composites
+        self._first_composite_label = int(self.labels.max(initial=-1)) + 1
         self.augmentation = augmentation
         self.seed = seed
         self.epoch = 0
@@ -69,7 +70,7 @@ class ChipDataset(Dataset[tuple[Tensor, int]]):
     def composite_label(self, index: int) -> int:
         """The label of item `index` when it is a composite: above every real label, and
         different for every index, so a composite's only positives are its own views."""
-        return int(self.labels.max()) + 1 + index
+        return self._first_composite_label + index
 
     def _face(
         self, index: int, *, rng: np.random.Generator
