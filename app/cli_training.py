@@ -78,6 +78,12 @@ def train(
     margin: Annotated[float, typer.Option(help="Triplet margin (unit-sphere distance)")] = DEFAULT(
         "margin"
     ),
+    pos_margin: Annotated[
+        float, typer.Option(help="Contrastive: pull a person's photos closer than this")
+    ] = DEFAULT("pos_margin"),
+    neg_margin: Annotated[
+        float, typer.Option(help="Contrastive: push other people farther than this")
+    ] = DEFAULT("neg_margin"),
     epochs: Annotated[int, typer.Option(min=1)] = DEFAULT("epochs"),
     m_per_class: Annotated[
         int, typer.Option(min=2, help="Photos per identity in a batch")
@@ -123,27 +129,32 @@ def train(
     from app.training.train_run import train_model
 
     settings = get_settings()
-    config = TrainConfig(
-        checkpoint_dir=settings.models_dir / name,
-        loss=loss,
-        miner=miner,
-        margin=margin,
-        epochs=epochs,
-        m_per_class=m_per_class,
-        classes_per_batch=classes_per_batch,
-        batches_per_epoch=batches_per_epoch,
-        lr=lr,
-        pretrained_lr_factor=pretrained_lr_factor,
-        freeze_depth=freeze_depth,
-        head_dim=head_dim,
-        augment=augment,
-        views=views,
-        reference=reference,
-        distillation=distillation,
-        composites=composites,
-        seed=seed,
-        device=settings.device,
-    )
+    try:
+        config = TrainConfig(
+            checkpoint_dir=settings.models_dir / name,
+            loss=loss,
+            miner=miner,
+            margin=margin,
+            pos_margin=pos_margin,
+            neg_margin=neg_margin,
+            epochs=epochs,
+            m_per_class=m_per_class,
+            classes_per_batch=classes_per_batch,
+            batches_per_epoch=batches_per_epoch,
+            lr=lr,
+            pretrained_lr_factor=pretrained_lr_factor,
+            freeze_depth=freeze_depth,
+            head_dim=head_dim,
+            augment=augment,
+            views=views,
+            reference=reference,
+            distillation=distillation,
+            composites=composites,
+            seed=seed,
+            device=settings.device,
+        )
+    except ValueError as error:  # settings that cannot go together, said before any work
+        raise typer.BadParameter(str(error)) from None
     with _progress() as bar:
         chips = bar.add_task("faces", total=None, note="")
         batches = bar.add_task("training", total=None, note="", visible=False)

@@ -61,6 +61,19 @@ def test_train_leaves_a_model_folder_that_loads_as_a_backbone(
     assert data["description"] == "lfw_mini, every identity"
 
 
+def test_train_refuses_settings_that_cannot_go_together_before_any_work(
+    dirs: tuple[Path, Path], faces_dir: Path
+) -> None:
+    data_dir, models_dir = dirs
+    args = ["train", str(faces_dir / "lfw_mini"), "--name", "never", "--loss", "contrastive"]
+    args += ["--pos-margin", "0.6", "--neg-margin", "0.4"]
+    result = invoke(args, data_dir=data_dir, models_dir=models_dir)
+    assert result.exit_code == 2
+    assert "need 0 <= pos_margin < neg_margin <= 2" in result.output
+    assert "pos_margin=0.6, neg_margin=0.4" in result.output
+    assert not (models_dir / "never").exists()
+
+
 def test_train_calibrates_the_threshold_on_held_out_identities(dirs: tuple[Path, Path]) -> None:
     card = json.loads((dirs[1] / "tiny" / "card.json").read_text())
     calibration = card["calibration"]

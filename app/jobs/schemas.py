@@ -94,6 +94,8 @@ class RetrainRequest(BaseModel):
     loss: str = TrainConfig.default("loss")
     miner: str | None = None
     margin: float = Field(default=TrainConfig.default("margin"), gt=0.0, le=2.0)
+    pos_margin: float = Field(default=TrainConfig.default("pos_margin"), ge=0.0, le=2.0)
+    neg_margin: float = Field(default=TrainConfig.default("neg_margin"), gt=0.0, le=2.0)
     epochs: int = Field(default=TrainConfig.default("epochs"), ge=1, le=1000)
     m_per_class: int = Field(default=TrainConfig.default("m_per_class"), ge=2, le=64)
     classes_per_batch: int | None = Field(default=None, ge=2, le=1024)

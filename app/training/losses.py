@@ -52,6 +52,13 @@ class Margins:
     pos_margin: float = 0.0
     neg_margin: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.pos_margin < self.neg_margin <= 2:
+            raise ValueError(
+                "contrastive margins need 0 <= pos_margin < neg_margin <= 2 (unit-sphere "
+                f"distances), not pos_margin={self.pos_margin}, neg_margin={self.neg_margin}"
+            )
+
 
 def unit_sphere_distance() -> LpDistance:
     """Euclidean distance between L2-normalised embeddings."""

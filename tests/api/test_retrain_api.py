@@ -280,6 +280,11 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         ({"distillation": 1.0, "views": "single"}, "invalid_request", "paired views"),
         ({"composites": 0.5, "views": "single"}, "invalid_request", "paired views"),
         ({"composites": 1.0}, "invalid_request", "composites"),
+        (
+            {"loss": "contrastive", "pos_margin": 0.6, "neg_margin": 0.4},
+            "invalid_request",
+            "pos_margin < neg_margin",
+        ),
     ],
     ids=[
         "no folder",
@@ -292,6 +297,7 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         "distillation",
         "composites single",
         "composites all",
+        "contrastive margins",
     ],
 )
 def test_bad_retrain_requests_are_refused_at_once(

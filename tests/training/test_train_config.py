@@ -23,6 +23,10 @@ def test_bad_settings_fail_when_the_config_is_made(tmp_path: Path) -> None:
         TrainConfig(checkpoint_dir=tmp_path, composites=1.0)
     with pytest.raises(ValueError, match="composites need paired views"):
         TrainConfig(checkpoint_dir=tmp_path, composites=0.5, views="single")
+    with pytest.raises(ValueError, match="pos_margin < neg_margin"):
+        TrainConfig(checkpoint_dir=tmp_path, loss="contrastive", pos_margin=0.5, neg_margin=0.5)
+    with pytest.raises(ValueError, match="<= 2"):
+        TrainConfig(checkpoint_dir=tmp_path, loss="contrastive", neg_margin=2.5)
 
 
 def test_defaults_and_derived_values(tmp_path: Path) -> None:

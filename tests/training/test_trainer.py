@@ -218,6 +218,20 @@ def test_a_run_with_composite_faces_trains_and_says_so(lfw_chips: ChipSet, tmp_p
     assert card["training"]["config"]["composites"] == 0.5
 
 
+def test_a_contrastive_run_trains_and_its_card_keeps_the_margins(
+    lfw_chips: ChipSet, tmp_path: Path
+) -> None:
+    run_config = config(
+        tmp_path / "contrastive", loss="contrastive", miner=None, pos_margin=0.3, neg_margin=0.5
+    )
+    result = train(run_config, lfw_chips)
+    assert len(result.epoch_losses) == 2 and all(np.isfinite(result.epoch_losses))
+    assert result.epoch_losses[0] > 0
+    training = json.loads((run_config.checkpoint_dir / "card.json").read_text())["training"]
+    assert (training["loss"], training["miner"]) == ("contrastive", "pairs")
+    assert (training["config"]["pos_margin"], training["config"]["neg_margin"]) == (0.3, 0.5)
+
+
 def twins_distance_to_dlib(network: torch.nn.Module, dataset: ChipDataset) -> float:
     """Mean 1 − cos between each CCTV twin's embedding and dlib's of its clean view."""
     teacher = pretrained_reference(CPU)
