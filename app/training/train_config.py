@@ -19,6 +19,12 @@ VIEWS = ("single", "paired")
 REFERENCES = ("batch", "pretrained")
 # May differ between a checkpoint and the run that resumes it.
 RESUMABLE_CHANGES = frozenset({"checkpoint_dir", "epochs", "device", "workers", "keep_checkpoints"})
+# The margins a loss never reads, so a run may resume whatever they say (a
+# triplet run saved before the contrastive defaults changed still resumes).
+UNUSED_MARGINS = {
+    "triplet": frozenset({"pos_margin", "neg_margin"}),
+    "contrastive": frozenset({"margin"}),
+}
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,8 @@ class TrainConfig:
         return cls(**{**values, "checkpoint_dir": Path(values["checkpoint_dir"])})
 
     def conflicts_with(self, saved: "TrainConfig") -> list[str]:
-        """The settings, other than `RESUMABLE_CHANGES`, in which `saved` differs from this."""
-        names = [f.name for f in fields(self) if f.name not in RESUMABLE_CHANGES]
+        """The settings, other than `RESUMABLE_CHANGES` and margins the loss does not
+        use, in which `saved` differs from this."""
+        free = RESUMABLE_CHANGES | UNUSED_MARGINS.get(self.loss, frozenset())
+        names = [f.name for f in fields(self) if f.name not in free]
         return [name for name in names if getattr(self, name) != getattr(saved, name)]

@@ -56,3 +56,18 @@ def test_resuming_may_change_where_and_how_long_but_not_what(tmp_path: Path) -> 
     assert longer.conflicts_with(saved) == []
     changed = TrainConfig(checkpoint_dir=tmp_path, margin=0.3, lr=1e-4)
     assert changed.conflicts_with(saved) == ["margin", "lr"]
+
+
+def test_a_margin_the_loss_never_reads_does_not_stop_a_resume(tmp_path: Path) -> None:
+    saved = TrainConfig(checkpoint_dir=tmp_path, pos_margin=0.0, neg_margin=1.0)
+    assert TrainConfig(checkpoint_dir=tmp_path).conflicts_with(saved) == []
+    contrastive = TrainConfig(checkpoint_dir=tmp_path, loss="contrastive", neg_margin=1.0)
+    assert TrainConfig(checkpoint_dir=tmp_path, loss="contrastive").conflicts_with(contrastive) == [
+        "neg_margin"
+    ]
+    assert (
+        TrainConfig(checkpoint_dir=tmp_path, loss="contrastive", margin=0.2).conflicts_with(
+            TrainConfig(checkpoint_dir=tmp_path, loss="contrastive")
+        )
+        == []
+    )
