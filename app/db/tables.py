@@ -1,7 +1,12 @@
 """The ORM tables: subjects, their photos, the faces found in them, embeddings, and jobs.
 
 The database is the source of truth; the vector index is rebuilt from the
-`embeddings` rows of the active model version. Foreign keys cascade in the
+`embeddings` rows of the active model version, and every change to what can be
+searched is also written to the `gallery_changes` log, in the same transaction,
+so each process's in-memory index can follow the database (see
+`app.gallery.changes`). Ids are never reused: SQLite tables use AUTOINCREMENT
+(PostgreSQL's sequences never go back), so an old link, a log row or a record
+naming an id can never come to mean another person. Foreign keys cascade in the
 database itself (`ON DELETE CASCADE`), so deleting a subject with one
 statement removes its photos, faces and embeddings on every backend.
 """
@@ -13,6 +18,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Double,
     ForeignKey,
@@ -87,6 +93,9 @@ class ModelVersion(Base):
     alignment: Mapped[str] = mapped_column(String(64))
     threshold: Mapped[float | None]
     active: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # While a reindex embeds faces under this version it renews this lease; rows of
+    # an inactive version whose lease ran out were left by a reindex that died.
+    building_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -98,6 +107,7 @@ class Subject(Base):
     """
 
     __tablename__ = "subjects"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
@@ -121,7 +131,7 @@ class Photo(Base):
     """
 
     __tablename__ = "photos"
-    __table_args__ = (UniqueConstraint("subject_id", "sha256"),)
+    __table_args__ = (UniqueConstraint("subject_id", "sha256"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
@@ -149,6 +159,7 @@ class Face(Base):
     """
 
     __tablename__ = "faces"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
@@ -184,7 +195,10 @@ class Embedding(Base):
     """
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("face_id", "model_version_id"),)
+    __table_args__ = (
+        UniqueConstraint("face_id", "model_version_id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
@@ -212,6 +226,7 @@ class Job(Base):
             "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
         ),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -227,3 +242,42 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class GalleryHead(Base):
+    """One row: the sequence number of the newest gallery change.
+
+    Every transaction that changes the gallery updates this row first, which
+    serialises those transactions on every backend (a row lock in PostgreSQL,
+    the write lock in SQLite). Sequence numbers are therefore handed out in
+    commit order, and a process that has seen change N has seen every change
+    before it.
+    """
+
+    __tablename__ = "gallery_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+
+class GalleryChange(Base):
+    """One change to what can be searched, in commit order (see `GalleryHead`).
+
+    `face_indexed`: the face got an embedding under `model_version_id`;
+    `face_removed`: the face (and every embedding of it) is gone;
+    `model_activated`: `model_version_id` is now the version searched with.
+    No foreign keys: the log outlives the faces it names.
+    """
+
+    __tablename__ = "gallery_changes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('face_indexed', 'face_removed', 'model_activated')", name="kind"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24))
+    face_id: Mapped[int | None] = mapped_column(BigInteger)
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    model_version_id: Mapped[int | None]
+    created_at: Mapped[datetime] = _created_at()

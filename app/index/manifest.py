@@ -21,7 +21,7 @@ from app.index.validation import as_ids
 
 # Bump when the sidecar's fields or the meaning of the index file change;
 # files of another format are rebuilt, not migrated.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def ids_checksum(ids: ArrayLike) -> str:
@@ -45,7 +45,9 @@ class IndexManifest:
     """What an index file holds (kind, dim, count, ids) and who asked for it.
 
     `model_version` is the opaque string the caller gave when saving; the
-    index itself knows nothing of models.
+    index itself knows nothing of models. `change_seq` is the last change of
+    the caller's change log the index contains (0 when the caller keeps none),
+    so a loader replays only what came after it.
     """
 
     format_version: int
@@ -56,6 +58,7 @@ class IndexManifest:
     ids_checksum: str
     built_at: str
     faiss_version: str
+    change_seq: int
 
     def to_json(self) -> str:
         """The manifest as pretty, key-sorted JSON text."""

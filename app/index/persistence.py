@@ -26,7 +26,7 @@ from app.index.registry import INDEX_KINDS
 logger = logging.getLogger(__name__)
 
 
-def describe(index: VectorIndex, *, model_version: str) -> IndexManifest:
+def describe(index: VectorIndex, *, model_version: str, change_seq: int = 0) -> IndexManifest:
     """Return the sidecar describing `index` as it is now."""
     return IndexManifest(
         format_version=FORMAT_VERSION,
@@ -37,10 +37,13 @@ def describe(index: VectorIndex, *, model_version: str) -> IndexManifest:
         ids_checksum=ids_checksum(index.ids()),
         built_at=utc_now_iso(),
         faiss_version=str(faiss.__version__),
+        change_seq=change_seq,
     )
 
 
-def save_index(index: VectorIndex, path: Path, *, model_version: str) -> IndexManifest:
+def save_index(
+    index: VectorIndex, path: Path, *, model_version: str, change_seq: int = 0
+) -> IndexManifest:
     """Write `index` to `path` and its sidecar beside it; return the sidecar.
 
     Mutations must not run concurrently with this, or the sidecar may
@@ -48,7 +51,7 @@ def save_index(index: VectorIndex, path: Path, *, model_version: str) -> IndexMa
     """
     if not model_version:
         raise ValueError("model_version must be a non-empty string")
-    manifest = describe(index, model_version=model_version)
+    manifest = describe(index, model_version=model_version, change_seq=change_seq)
     index.save(path)
     write_manifest(manifest, path)
     logger.info(

@@ -11,9 +11,12 @@ This is the start-up seam for the gallery layer::
         store.save(index, model_version=model_version)
 """
 
+import fcntl
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.index.base import VectorIndex
@@ -58,6 +61,60 @@ class IndexStore:
         """Save `index` as the index for `model_version`; return its sidecar."""
         return save_index(index, self.path_for(model_version), model_version=model_version)
 
+    def save_if_newer(
+        self, index: VectorIndex, *, model_version: str, change_seq: int
+    ) -> IndexManifest | None:
+        """Save `index` as of change `change_seq` unless the stored one is as new or newer.
+
+        Several processes share the directory and each saves its own copy; a
+        process that fell behind must not replace a newer snapshot with its
+        older one. The check and the write happen under one file lock.
+        Return the new sidecar, or None when nothing was written.
+        """
+        with self._exclusive():
+            try:
+                stored = self.manifest(model_version).change_seq
+            except IndexLoadError:
+                stored = -1
+            if stored >= change_seq:
+                return None
+            return save_index(
+                index,
+                self.path_for(model_version),
+                model_version=model_version,
+                change_seq=change_seq,
+            )
+
+    def load_snapshot(self, model_version: str) -> tuple[VectorIndex, int] | None:
+        """The stored index of `model_version` and the change it contains, or None."""
+        with self._exclusive():
+            index = self.load_or_none(model_version)
+            if index is None:
+                return None
+            try:
+                return index, self.manifest(model_version).change_seq
+            except IndexLoadError:
+                return None
+
+    def remove_temporary(self) -> int:
+        """Remove what interrupted saves left (`.<name>.<random>.tmp`); return how many."""
+        with self._exclusive():
+            leftovers = list(self.directory.glob(".*.tmp"))
+            for path in leftovers:
+                path.unlink(missing_ok=True)
+        return len(leftovers)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the directory's lock file, so no reader sees a half-replaced pair of files."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def load(self, model_version: str, *, expected_ids_checksum: str | None = None) -> VectorIndex:
         """Load the index for `model_version`, raising `IndexLoadError` subclasses."""
         return load_index(
@@ -90,5 +147,6 @@ class IndexStore:
     def delete(self, model_version: str) -> None:
         """Remove the index and sidecar for `model_version`, if present."""
         path = self.path_for(model_version)
-        sidecar_path(path).unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        with self._exclusive():
+            sidecar_path(path).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)

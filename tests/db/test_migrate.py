@@ -13,7 +13,16 @@ from app.db.migrate import (
 )
 from app.db.tables import Base
 
-TABLES = {"model_versions", "subjects", "photos", "faces", "embeddings", "jobs"}
+TABLES = {
+    "model_versions",
+    "subjects",
+    "photos",
+    "faces",
+    "embeddings",
+    "jobs",
+    "gallery_head",
+    "gallery_changes",
+}
 
 
 def _schema_differences(url: str) -> list[object]:
@@ -34,8 +43,8 @@ def _table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_is_the_jobs_revision() -> None:
-    assert head_revision() == "0002_jobs"
+def test_head_is_the_gallery_changes_revision() -> None:
+    assert head_revision() == "0003_gallery_changes"
 
 
 def test_upgrade_builds_the_orm_schema(database_url: str) -> None:

@@ -105,5 +105,26 @@ def test_delete_removes_both_files(store, unit_vectors) -> None:
     store.save(index, model_version="m1")
     store.delete("m1")
     store.delete("m1")
-    assert list(store.directory.iterdir()) == []
+    # Only the directory's lock file, which serialises savers, stays.
+    assert [path.name for path in store.directory.iterdir()] == [".lock"]
     assert store.load_or_none("m1") is None
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one(store, unit_vectors) -> None:
+    newer = FaissIndex(DIM)
+    newer.add([1, 2], unit_vectors(2, DIM))
+    older = FaissIndex(DIM)
+    older.add([1], unit_vectors(1, DIM))
+
+    assert store.save_if_newer(newer, model_version="m1", change_seq=7) is not None
+    assert store.save_if_newer(older, model_version="m1", change_seq=5) is None
+    assert store.save_if_newer(older, model_version="m1", change_seq=7) is None
+
+    snapshot = store.load_snapshot("m1")
+    assert snapshot is not None
+    index, seq = snapshot
+    assert (sorted(index.ids().tolist()), seq) == ([1, 2], 7)
+
+
+def test_a_snapshot_is_none_when_nothing_is_stored(store) -> None:
+    assert store.load_snapshot("never-built") is None
