@@ -22,6 +22,7 @@ from app import cli_training
 from app.schemas import ProbeFace, ProbeResult
 
 if TYPE_CHECKING:
+    from app.composition import Lineup
     from app.config import Settings
     from app.gallery.bulk_enroll import EnrollmentTally, SubjectFolder
     from app.gallery.model_catalog import ModelEntry
@@ -95,8 +96,8 @@ def calibrate(
     """Choose the match threshold at a target false-match rate on labelled photos."""
     from rich.progress import Progress
 
+    from app.composition import build_embedder
     from app.config import get_settings
-    from app.gallery.startup import build_embedder
     from app.training.calibration import calibrate as run_calibration
     from app.training.embed_tree import embed_tree
     from app.training.face_tree import labelled_photos, read_split
@@ -166,7 +167,8 @@ def enroll(
     except BadTree as error:
         _fail(str(error), code=EXIT_BAD_INPUT)
     console = Console()
-    gallery = _open_gallery(get_settings(), console, since=called)
+    lineup = _open_lineup(get_settings(), console, since=called)
+    gallery = lineup.gallery
     console.print(f"{sum(len(f.photos) for f in folders)} photos of {len(folders)} subjects")
     tally = EnrollmentTally()
     started = time.perf_counter()
@@ -176,7 +178,7 @@ def enroll(
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        gallery.close()  # saves the index, so the next start need not rebuild it
+        lineup.close()  # saves the index, so the next start replays less
         _print_enroll_summary(console, tally, elapsed=time.perf_counter() - started)
     if interrupted:
         console.print("[yellow]interrupted[/]: run the same command again to resume")
@@ -272,13 +274,14 @@ def probe(
 
     settings = get_settings()
     data = image.read_bytes()
-    gallery = _open_gallery(settings, Console(stderr=True), since=called)
+    lineup = _open_lineup(settings, Console(stderr=True), since=called)
+    gallery = lineup.gallery
     try:
         result = gallery.probe(data, k=k or settings.default_k, threshold=threshold)
     except ImageRejected as error:
         _fail(f"{image}: {error} ({error.code})", code=EXIT_BAD_INPUT)
     finally:
-        gallery.close()
+        lineup.close()
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -415,9 +418,10 @@ def reindex(
     except UnknownBackbone as error:
         _fail(str(error), code=EXIT_BAD_INPUT)
     console = Console()
-    gallery = _open_gallery(settings, console, since=called, recover_with=model)
+    lineup = _open_lineup(settings, console, since=called, recover_with=model)
+    gallery = lineup.gallery
     try:
-        active = gallery.context.runtime.version
+        active = gallery.active_model()
         if active.backbone == model:
             console.print(f"{escape(active.key)} is the active model version; nothing to re-embed")
             return
@@ -436,7 +440,7 @@ def reindex(
         console.print("[yellow]interrupted[/]: nothing was switched")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        gallery.close()
+        lineup.close()
     version = result["model_version"]
     console.print(
         f"now on {escape(version['backbone'])}@{version['weights_hash']}: "
@@ -445,20 +449,21 @@ def reindex(
     )
 
 
-def _open_gallery(
+def _open_lineup(
     settings: "Settings", console: Console, *, since: float, recover_with: str | None = None
-) -> "Gallery":
+) -> "Lineup":
     """Load the model and the gallery, saying how long it took `since` the command began
     (importing torch is most of it); a start-up refusal is reported in one line."""
-    from app.gallery.startup import StartupRefused, open_gallery
+    from app.composition import open_lineup
+    from app.gallery.startup import StartupRefused
 
     with console.status("loading the model and the gallery"):
         try:
-            gallery = open_gallery(settings, recover_with=recover_with)
+            lineup = open_lineup(settings, recover_with=recover_with)
         except StartupRefused as error:
             _fail(str(error), code=EXIT_FAILED)
     console.print(f"model and gallery loaded in {time.perf_counter() - since:.1f} s")
-    return gallery
+    return lineup
 
 
 def _fail(message: str, *, code: int) -> NoReturn:

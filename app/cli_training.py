@@ -123,8 +123,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the newest checkpoint")] = True,
 ) -> None:
     """Fine-tune dlib's ResNet with a metric loss on TREE; writes models/NAME/."""
+    from app.composition import build_detector
     from app.config import get_settings
-    from app.gallery.startup import build_detector
     from app.training.train_config import TrainConfig
     from app.training.train_run import train_model
 
@@ -208,8 +208,8 @@ def evaluate(
     ] = None,
 ) -> None:
     """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV."""
+    from app.composition import build_detector
     from app.config import get_settings
-    from app.gallery.startup import build_detector
     from app.training.evaluate_run import EvaluationData, evaluate_models
     from app.vision.backbones.finetuned import finetuned_models
     from app.vision.device import resolve_device

@@ -1,51 +1,45 @@
-"""What every gallery operation needs: the database, the files, the model and its index."""
+"""What every gallery operation needs: the database, the files, the policy and the model."""
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.gallery.files import FileStore
-from app.gallery.gallery_index import GalleryIndex
-from app.gallery.model_versions import ModelVersionInfo
+from app.gallery.follower import IndexFollower
+from app.gallery.runtime import ModelRuntime
 from app.index import IndexStore
-from app.vision.embedder import FaceEmbedder
-
-
-@dataclass(frozen=True)
-class ModelRuntime:
-    """One model version's embedder and index, swapped as a unit.
-
-    A probe takes the current runtime once and uses it to the end, so its
-    embeddings and the vectors it is compared with always share a version.
-    """
-
-    embedder: FaceEmbedder
-    version: ModelVersionInfo
-    index: GalleryIndex
 
 
 @dataclass(frozen=True)
 class EnrollmentPolicy:
-    """When a photo is good enough to enroll, and how much input is accepted at all."""
+    """When a face is good enough to enroll or to search with, and how much input is
+    accepted at all."""
 
     min_face_size: int
     min_probability: float
     max_upload_bytes: int
     max_pixels: int
+    min_probe_face_size: int
 
 
 @dataclass
 class GalleryContext:
-    """Shared state of one running gallery; `write_lock` serialises every change."""
+    """Shared state of one process's gallery; private to `app.gallery`.
+
+    Changes are serialised by the database (`app.gallery.changes.gallery_write`),
+    across every process; `follower` keeps this process's runtime up to date.
+    """
 
     sessions: sessionmaker[Session]
     files: FileStore
     index_store: IndexStore
     policy: EnrollmentPolicy
-    runtime: ModelRuntime
+    follower: IndexFollower
     threshold_override: float | None = None
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def runtime(self) -> ModelRuntime:
+        """The current runtime, after every change committed so far has been applied."""
+        return self.follower.current()
 
     def default_threshold(self, runtime: ModelRuntime) -> float:
         """The match threshold for answers from `runtime`: the operator's override, else

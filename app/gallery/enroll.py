@@ -1,8 +1,13 @@
 """Enrolling photos of a subject: one usable face per photo, stored completely or not at all.
 
 A photo's rows (photo, face, embedding), its files (original and chip) and its
-index entry are written under the gallery's write lock; if any step fails the
-earlier ones are undone, so a crash or a bad file never leaves half a face.
+change-log entry are written in one transaction that holds the gallery's lock
+(`app.gallery.changes`); if any step fails the files are removed, and a crash
+before the commit leaves files without rows, which the start-up sweep removes.
+
+The photo is embedded with the runtime taken when the photo arrived; if a
+reindex in any process switched the model before the transaction, the face is
+embedded again with the new model rather than stored under the wrong version.
 """
 
 import hashlib
@@ -14,12 +19,17 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.tables import Embedding, Face, Photo
 from app.db.vectors import vector_to_bytes
+from app.gallery import model_versions
+from app.gallery.changes import GalleryWrite, gallery_write
 from app.gallery.context import GalleryContext
+from app.gallery.errors import ModelSwitched
 from app.gallery.faces import face_view
+from app.gallery.runtime import ModelRuntime
 from app.gallery.subjects import require_subject
 from app.schemas import FaceOut, PhotoOutcome, RefusalReason
 from app.vision.detection import Detection
@@ -27,12 +37,18 @@ from app.vision.errors import ImageRejected, ImageTooLarge
 from app.vision.images import decode_image
 
 FacePolicy = Literal["single", "largest"]
+# Embed again after a model switch once; a second switch within one photo is refused.
+_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
 class Upload:
     filename: str
     data: bytes
+
+
+class _ModelSwitched(Exception):
+    """The active model changed after the photo was embedded."""
 
 
 class Refused(Exception):
@@ -56,9 +72,10 @@ def enroll_photos(
 def _enroll_one(
     context: GalleryContext, subject_id: int, upload: Upload, policy: FacePolicy
 ) -> PhotoOutcome:
+    runtime = context.runtime()
     try:
         image = _decode(context, upload)
-        detection = choose_face(context, context.runtime.embedder.detect(image), policy=policy)
+        detection = choose_face(context, runtime.embedder.detect(image), policy=policy)
     except Refused as refused:
         return PhotoOutcome(
             filename=upload.filename,
@@ -66,7 +83,18 @@ def _enroll_one(
             reason=refused.reason,
             detail=refused.detail,
         )
-    return _store(context, subject_id, upload, image, detection)
+    sha256 = hashlib.sha256(upload.data).hexdigest()
+    for _ in range(_ATTEMPTS):
+        chip = runtime.embedder.align(image, detection)
+        embedding = runtime.embedder.embed_chips([chip])[0]
+        new_face = _NewFace(subject_id, upload, sha256, image, detection, chip, embedding)
+        try:
+            return _store(context, runtime, new_face)
+        except _ModelSwitched:
+            runtime = context.runtime()  # a reindex switched: embed again with its model
+    raise ModelSwitched(
+        "the model changed twice while this photo was being enrolled; send it again"
+    )
 
 
 def _decode(context: GalleryContext, upload: Upload) -> Image.Image:
@@ -124,29 +152,26 @@ def _quality(detection: Detection) -> float:
     return round(detection.probability * min(1.0, side / 112.0), 4)
 
 
-def _store(
-    context: GalleryContext,
-    subject_id: int,
-    upload: Upload,
-    image: Image.Image,
-    detection: Detection,
-) -> PhotoOutcome:
-    runtime = context.runtime
-    chip = runtime.embedder.align(image, detection)
-    embedding = runtime.embedder.embed_chips([chip])[0]
-    sha256 = hashlib.sha256(upload.data).hexdigest()
-    with context.write_lock:
-        duplicate = _find_duplicate(context, subject_id, sha256, upload)
-        if duplicate is not None:
-            return duplicate
-        new_face = _NewFace(subject_id, upload, sha256, image, detection, chip, embedding)
-        view, written = _insert(context, new_face)
-        try:
-            runtime.index.add(face_id=view.id, subject_id=subject_id, embedding=embedding)
-        except BaseException:
-            _undo(context, photo_id=view.photo_id, files=written)
-            raise
-    return PhotoOutcome(filename=upload.filename, status="enrolled", face=view)
+def _store(context: GalleryContext, runtime: ModelRuntime, new: "_NewFace") -> PhotoOutcome:
+    """Rows, files and log entry of one face in one transaction that holds the gallery's
+    lock, so a subject deleted or a model switched meanwhile is seen before anything is
+    written. Files written for a transaction that fails are removed."""
+    written: list[str] = []
+    try:
+        with gallery_write(context.sessions) as write:
+            require_subject(write.session, new.subject_id)
+            if model_versions.active_version_id(write.session) != runtime.version.id:
+                raise _ModelSwitched
+            duplicate, stale_files = _find_duplicate(write.session, new)
+            if duplicate is not None:
+                return duplicate
+            view = _insert(context, write, runtime, new, written)
+    except BaseException:
+        context.files.delete(written)
+        raise
+    context.files.delete(stale_files)
+    context.follower.current()  # this process's index shows the face at once
+    return PhotoOutcome(filename=new.upload.filename, status="enrolled", face=view)
 
 
 @dataclass(frozen=True)
@@ -160,54 +185,60 @@ class _NewFace:
     embedding: NDArray[np.float32]
 
 
-def _find_duplicate(
-    context: GalleryContext, subject_id: int, sha256: str, upload: Upload
-) -> PhotoOutcome | None:
-    with session_scope(context.sessions) as session:
-        existing = session.scalars(
-            select(Photo).where(Photo.subject_id == subject_id, Photo.sha256 == sha256)
-        ).one_or_none()
-        if existing is None:
-            return None
-        first = existing.faces[0] if existing.faces else None
-        return PhotoOutcome(
-            filename=upload.filename,
-            status="duplicate",
-            detail=f"this photo is already enrolled for the subject (photo {existing.id})",
-            face=face_view(first) if first else None,
+def _find_duplicate(session: Session, new: "_NewFace") -> tuple[PhotoOutcome | None, list[str]]:
+    """The outcome for a photo already enrolled for the subject, else None. A stored photo
+    whose face was deleted is no longer enrolled: its row goes, and its file is returned
+    for deletion once the transaction commits."""
+    existing = session.scalars(
+        select(Photo).where(Photo.subject_id == new.subject_id, Photo.sha256 == new.sha256)
+    ).one_or_none()
+    if existing is None:
+        return None, []
+    if not existing.faces:
+        session.delete(existing)
+        session.flush()
+        return None, [existing.stored_path]
+    return PhotoOutcome(
+        filename=new.upload.filename,
+        status="duplicate",
+        detail=f"this photo is already enrolled for the subject (photo {existing.id})",
+        face=face_view(existing.faces[0]),
+    ), []
+
+
+def _insert(
+    context: GalleryContext,
+    write: GalleryWrite,
+    runtime: ModelRuntime,
+    new: "_NewFace",
+    written: list[str],
+) -> FaceOut:
+    """The face's rows, its two files (listed in `written` as they land) and its log entry."""
+    session = write.session
+    photo = _photo_row(new)
+    session.add(photo)
+    session.flush()
+    photo.stored_path = context.files.photo_path(photo.id, suffix=_suffix(new.upload))
+    face = _face_row(new, photo_id=photo.id)
+    session.add(face)
+    session.flush()
+    face.chip_path = context.files.chip_path(face.id)
+    session.add(
+        Embedding(
+            face_id=face.id,
+            model_version_id=runtime.version.id,
+            vector=vector_to_bytes(new.embedding),
         )
-
-
-def _insert(context: GalleryContext, new: _NewFace) -> tuple[FaceOut, list[str]]:
-    """Rows and files of one face in one transaction; files are removed if it fails."""
-    written: list[str] = []
-    try:
-        with session_scope(context.sessions) as session:
-            photo = _photo_row(new)
-            session.add(photo)
-            session.flush()
-            photo.stored_path = context.files.photo_path(photo.id, suffix=_suffix(new.upload))
-            face = _face_row(new, photo_id=photo.id)
-            session.add(face)
-            session.flush()
-            face.chip_path = context.files.chip_path(face.id)
-            session.add(
-                Embedding(
-                    face_id=face.id,
-                    model_version_id=context.runtime.version.id,
-                    vector=vector_to_bytes(new.embedding),
-                )
-            )
-            context.files.write(photo.stored_path, new.upload.data)
-            written.append(photo.stored_path)
-            context.files.write_chip(face.chip_path, new.chip)
-            written.append(face.chip_path)
-            session.flush()
-            view = face_view(face)
-    except BaseException:
-        context.files.delete(written)
-        raise
-    return view, written
+    )
+    context.files.write(photo.stored_path, new.upload.data)
+    written.append(photo.stored_path)
+    context.files.write_chip(face.chip_path, new.chip)
+    written.append(face.chip_path)
+    write.face_indexed(
+        face_id=face.id, subject_id=new.subject_id, model_version_id=runtime.version.id
+    )
+    session.flush()
+    return face_view(face)
 
 
 def _photo_row(new: _NewFace) -> Photo:
@@ -236,15 +267,6 @@ def _face_row(new: _NewFace, *, photo_id: int) -> Face:
         quality=_quality(new.detection),
         chip_path="",
     )
-
-
-def _undo(context: GalleryContext, *, photo_id: int, files: list[str]) -> None:
-    """Take back a committed photo whose index entry could not be added."""
-    with session_scope(context.sessions) as session:
-        photo = session.get(Photo, photo_id)
-        if photo is not None:
-            session.delete(photo)
-    context.files.delete(files)
 
 
 def _suffix(upload: Upload) -> str:

@@ -55,6 +55,12 @@ class FaceNotEmbedded(GalleryError):
         super().__init__(f"face {face_id} has no embedding under the active model version")
 
 
+class ModelSwitched(GalleryError):
+    """The model was switched again and again while a photo was being enrolled."""
+
+    code = "model_switched"
+
+
 class JobConflict(GalleryError):
     """Another reindex or retrain is queued or running; they would fight over the model."""
 

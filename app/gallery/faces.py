@@ -4,6 +4,7 @@ from sqlalchemy import func, select
 
 from app.db.engine import session_scope
 from app.db.tables import Face
+from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import FaceNotFound
 from app.gallery.subjects import require_subject
@@ -53,13 +54,19 @@ def chip_jpeg(context: GalleryContext, face_id: int) -> bytes:
 
 
 def delete_face(context: GalleryContext, face_id: int) -> None:
-    """Remove one face (its embeddings, chip and index entry); its photo stays on record."""
-    with context.write_lock:
-        with session_scope(context.sessions) as session:
-            face = session.get(Face, face_id)
-            if face is None:
-                raise FaceNotFound(face_id)
-            chip_path = face.chip_path
-            session.delete(face)
-        context.runtime.index.remove([face_id])
-    context.files.delete([chip_path])
+    """Remove one face: its embeddings, chip and index entries, and its photo, which
+    was enrolled for this face alone (so the same photo can be enrolled again)."""
+    with gallery_write(context.sessions) as write:
+        face = write.session.get(Face, face_id)
+        if face is None:
+            raise FaceNotFound(face_id)
+        files = [face.chip_path]
+        photo = face.photo
+        write.session.delete(face)
+        write.session.flush()
+        if not photo.faces:
+            files.append(photo.stored_path)
+            write.session.delete(photo)
+        write.face_removed(face_id=face_id, subject_id=face.subject_id)
+    context.files.delete(files)
+    context.follower.current()

@@ -28,9 +28,11 @@ class SubjectHit:
 class GalleryIndex:
     """A `VectorIndex` of face embeddings plus which subject each face belongs to.
 
-    Searches may run concurrently; `add` and `remove` must be serialised by
-    the caller (the gallery's write lock), which also keeps the map and the
-    index in step.
+    Searches may run concurrently; `add_many` and `remove` must be serialised
+    by the caller (the process's `IndexFollower`), which also keeps the map
+    and the index in step. A face is added to the vector index before the map
+    and leaves it first, so a search never meets a face of unknown subject it
+    would have to guess about: such a hit is skipped.
     """
 
     def __init__(self, index: VectorIndex, face_subjects: dict[int, int]) -> None:
@@ -45,9 +47,26 @@ class GalleryIndex:
     def subject_count(self) -> int:
         return len(set(self._face_subjects.values()))
 
+    def __contains__(self, face_id: object) -> bool:
+        return face_id in self.index
+
     def add(self, *, face_id: int, subject_id: int, embedding: NDArray[np.float32]) -> None:
-        self.index.add(np.array([face_id], dtype=np.int64), embedding.reshape(1, -1))
-        self._face_subjects[face_id] = subject_id
+        self.add_many(
+            face_ids=[face_id], subject_ids=[subject_id], embeddings=embedding.reshape(1, -1)
+        )
+
+    def add_many(
+        self,
+        *,
+        face_ids: list[int],
+        subject_ids: list[int],
+        embeddings: NDArray[np.float32] | None,
+    ) -> None:
+        """Add faces in one index call; `embeddings` is (N, dim), None when N is 0."""
+        if not face_ids or embeddings is None:
+            return
+        self.index.add(np.asarray(face_ids, dtype=np.int64), embeddings)
+        self._face_subjects.update(zip(face_ids, subject_ids, strict=True))
         self.unsaved_changes = True
 
     def remove(self, face_ids: list[int]) -> None:
@@ -58,8 +77,11 @@ class GalleryIndex:
         self.unsaved_changes = self.unsaved_changes or bool(face_ids)
 
     def best_subjects(self, embedding: NDArray[np.float32], *, k: int) -> list[SubjectHit]:
-        """The `k` subjects most similar to `embedding`, best first (fewer if the gallery is)."""
+        """The `k` subjects most similar to `embedding`, best first (fewer if the gallery
+        is; none from an empty one)."""
         total = len(self.index)
+        if total == 0:
+            return []
         wanted = min(total, k * _FACES_PER_SUBJECT_GUESS)
         while True:
             hits = self.index.search(embedding.reshape(1, -1), wanted)[0]

@@ -69,3 +69,8 @@ def activate(session: Session, row: ModelVersion) -> None:
 
 def active_version(session: Session) -> ModelVersion | None:
     return session.scalars(select(ModelVersion).where(ModelVersion.active)).one_or_none()
+
+
+def active_version_id(session: Session) -> int | None:
+    """The id of the version searches use now (None for a gallery never opened)."""
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.active))

@@ -13,12 +13,8 @@ from app.gallery.reindex import embed_missing
 
 
 def embed_missing_faces(context: GalleryContext) -> int:
-    """Embed, store and index every face that lacks an embedding under the active runtime's
-    version, and save the index if that changed it; return how many. Runs before the
-    gallery is shared, so it takes no lock."""
-    runtime = context.runtime
-    embedded = embed_missing(context, runtime.embedder, runtime.version, runtime.index)
-    if runtime.index.unsaved_changes:
-        context.index_store.save(runtime.index.index, model_version=runtime.version.key)
-        runtime.index.unsaved_changes = False
-    return embedded
+    """Embed, store and index every face that lacks an embedding under the runtime's
+    version; return how many. Runs before the gallery is shared: nothing else in this
+    process touches the index meanwhile."""
+    runtime = context.follower.current()
+    return embed_missing(context, runtime.embedder, runtime.version, runtime.index)

@@ -1,36 +1,44 @@
 """Re-embedding every stored face with another backbone while probes go on.
 
 The new model version's embedding rows and index are built to one side; probes
-and enrollments keep using the old runtime meanwhile (faces enrolled now get
-old-version embeddings only). Only the last step takes the write lock: faces
-enrolled in the meantime are embedded, faces deleted in the meantime leave the
-new index, and `context.runtime` is replaced by one assignment, so a probe
-answers wholly from the old version or wholly from the new one. Until that
-step nothing is switched: a cancelled or failed reindex deletes the new
-version's rows and index file.
+and enrollments, in this process and every other, keep using the old version
+meanwhile (faces enrolled now get old-version embeddings only). Only the last
+step holds the gallery's lock: faces enrolled in the meantime are embedded,
+faces deleted in the meantime leave the new index, and the switch is committed
+with a `model_activated` change that every other process follows. Each
+process replaces its runtime by one assignment, so a probe answers wholly from
+the old version or wholly from the new one. Until that step nothing is
+switched: a cancelled or failed reindex deletes the new version's rows and
+index file, and one killed outright leaves a lapsed lease on its version, by
+which the start-up sweep knows its rows for leftovers.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from sqlalchemy import ColumnElement, Exists, delete, exists, func, select
+from sqlalchemy import ColumnElement, Exists, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.tables import Embedding, Face, ModelVersion, Photo
+from app.db.types import utc_now
 from app.db.vectors import vector_to_bytes
 from app.gallery import model_versions
 from app.gallery.calibration import calibrated_threshold
-from app.gallery.context import GalleryContext, ModelRuntime
+from app.gallery.changes import gallery_write
+from app.gallery.context import GalleryContext
 from app.gallery.errors import GalleryError, OperationCancelled
 from app.gallery.gallery_index import GalleryIndex
-from app.gallery.index_sync import load_or_rebuild
+from app.gallery.index_sync import face_subjects as _face_subjects
+from app.gallery.index_sync import rebuild
 from app.gallery.model_versions import ModelVersionInfo
+from app.gallery.runtime import ModelRuntime
 from app.vision.alignment import align_face
 from app.vision.backbones.registry import create_backbone
 from app.vision.embedder import FaceEmbedder
@@ -43,6 +51,8 @@ Cancelled = Callable[[], bool]
 Chip = NDArray[np.uint8]
 
 DEFAULT_BATCH_SIZE = 32
+# Renewed with every batch (seconds of work on a CPU), so only a dead reindex lets it lapse.
+REINDEX_LEASE = timedelta(minutes=10)
 # Embedding the faces is nearly all of the work; building and switching the rest.
 _EMBEDDING_SHARE = 0.9
 
@@ -96,7 +106,7 @@ def reindex(
     report = progress or (lambda _fraction, _message: None)
     stop = cancelled or (lambda: False)
     embedder = FaceEmbedder(
-        detector=context.runtime.embedder.detector,
+        detector=context.runtime().embedder.detector,
         backbone=create_backbone(backbone, device=device, weights=weights, models_dir=models_dir),
         batch_size=batch_size,
     )
@@ -118,7 +128,7 @@ def _register(
 ) -> ModelVersionInfo:
     """The new version, registered but not active, and no index file left from earlier."""
     backbone = embedder.backbone
-    active = context.runtime.version
+    active = context.runtime().version
     if (backbone.name, backbone.version) == (active.backbone, active.weights_hash):
         raise ReindexRefused(f"{active.key} is already the active model version")
     threshold = calibrated_threshold(
@@ -129,12 +139,17 @@ def _register(
             f"{backbone.name}@{backbone.version} has no calibrated threshold in {models_dir} "
             "and LINEUP_MATCH_THRESHOLD is not set; calibrate it (see README) before reindexing"
         )
-    with session_scope(context.sessions) as session:
-        version = model_versions.snapshot(
-            model_versions.register(session, backbone, threshold=threshold)
-        )
+    with gallery_write(context.sessions) as write:
+        row = model_versions.register(write.session, backbone, threshold=threshold)
+        row.building_until = lease_end()
+        version = model_versions.snapshot(row)
     context.index_store.delete(version.key)
     return version
+
+
+def lease_end() -> datetime:
+    """When a reindex that stops renewing its lease is taken for dead (see `app.gallery.sweep`)."""
+    return utc_now() + REINDEX_LEASE
 
 
 def _embed_all(
@@ -159,7 +174,7 @@ def _embed_all(
     if stop():
         raise OperationCancelled("the reindex was cancelled")
     with session_scope(context.sessions) as session:
-        index = load_or_rebuild(session, context.index_store, version)
+        index = GalleryIndex(rebuild(session, version), _face_subjects(session, version))
     report(_EMBEDDING_SHARE + 0.05, f"built the {version.key} index; switching")
     return realigned, index
 
@@ -184,12 +199,15 @@ def _embed_batch(
             continue  # deleted meanwhile; if it was not, the catch-up fails loudly on it
         realigned += fresh
     vectors = embedder.embed_chips(list(chips.values()))
-    # Under the lock, so a face cannot be deleted between the check and the insert.
-    with context.write_lock, session_scope(context.sessions) as session:
-        present = set(session.scalars(select(Face.id).where(Face.id.in_(list(chips)))))
-        session.execute(delete(Embedding).where(_of(version), Embedding.face_id.in_(face_ids)))
-        _store_vectors(
-            session, version, {f: v for f, v in zip(chips, vectors, strict=True) if f in present}
+    with gallery_write(context.sessions) as write:
+        write.session.execute(
+            delete(Embedding).where(_of(version), Embedding.face_id.in_(face_ids))
+        )
+        store_present(write.session, version, dict(zip(chips, vectors, strict=True)))
+        write.session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == version.id)
+            .values(building_until=lease_end())
         )
     return realigned
 
@@ -201,20 +219,30 @@ def _switch(
     index: GalleryIndex,
     stop: Cancelled,
 ) -> int:
-    """Catch up with changes made meanwhile and make `version` active. Return faces caught up."""
-    with context.write_lock:
-        if stop():
-            raise OperationCancelled("the reindex was cancelled")
-        caught_up = embed_missing(context, embedder, version, index)
-        with session_scope(context.sessions) as session:
-            stored = set(session.scalars(select(Embedding.face_id).where(_of(version))))
+    """Catch up with changes made meanwhile and make `version` active. Return faces caught up.
+
+    Most of the catching up runs before the gallery's lock is taken; under it only
+    what was enrolled in the last moments is embedded, then the switch is committed
+    with its `model_activated` entry, and this process adopts the new runtime.
+    """
+    caught_up = embed_missing(context, embedder, version, index)
+    # Asked before the lock is taken: the question may write (a job's heartbeat) on
+    # another connection, which would wait for this transaction's lock forever.
+    if stop():
+        raise OperationCancelled("the reindex was cancelled")
+    with context.follower.switching() as install, gallery_write(context.sessions) as write:
+        session = write.session
+        caught_up += _embed_missing_locked(context, session, embedder, version, index)
+        stored = set(session.scalars(select(Embedding.face_id).where(_of(version))))
         index.remove([int(face_id) for face_id in index.index.ids() if face_id not in stored])
-        _save_if_changed(context, index, version.key)
-        old = context.runtime
-        _save_if_changed(context, old.index, old.version.key)
-        with session_scope(context.sessions) as session:
-            model_versions.activate(session, session.get_one(ModelVersion, version.id))
-        context.runtime = ModelRuntime(embedder=embedder, version=version, index=index)
+        row = session.get_one(ModelVersion, version.id)
+        model_versions.activate(session, row)
+        row.building_until = None
+        write.model_activated(model_version_id=version.id)
+        seq = write.commit()  # inside the follower's lock, so no probe loads the model again
+        install(ModelRuntime(embedder=embedder, version=version, index=index), seq)
+    context.index_store.save_if_newer(index.index, model_version=version.key, change_seq=seq)
+    index.unsaved_changes = False
     return caught_up
 
 
@@ -227,26 +255,71 @@ def embed_missing(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
     """Embed, store and add to `index` every face without an embedding under `version`,
-    `batch_size` at a time; return how many. The caller holds the write lock, or has
-    not shared the gallery yet."""
+    `batch_size` at a time; return how many. When `version` is the active one, each
+    stored face is logged as indexed, so every other process adds it too."""
     with session_scope(context.sessions) as session:
-        missing = list(
-            session.scalars(select(Face.id).where(~_has_embedding(version)).order_by(Face.id))
-        )
+        missing = _missing_faces(session, version)
+    done = 0
     for start in range(0, len(missing), batch_size):
         with session_scope(context.sessions) as session:
             sources = _face_sources(session, missing[start : start + batch_size])
-        chips = [_chip_for(context, embedder, source)[0] for source in sources]
-        vectors = embedder.embed_chips(chips)
-        with session_scope(context.sessions) as session:
-            _store_vectors(
-                session, version, {s.face_id: v for s, v in zip(sources, vectors, strict=True)}
-            )
-        for source, vector in zip(sources, vectors, strict=True):
-            index.add(face_id=source.face_id, subject_id=source.subject_id, embedding=vector)
+        vectors = _embed_sources(context, embedder, sources)
+        with gallery_write(context.sessions) as write:
+            stored = store_present(write.session, version, vectors)
+            if model_versions.active_version_id(write.session) == version.id:
+                for source in sources:
+                    if source.face_id in stored:
+                        write.face_indexed(
+                            face_id=source.face_id,
+                            subject_id=source.subject_id,
+                            model_version_id=version.id,
+                        )
+        _add_to(index, sources, vectors, stored)
+        done += len(stored)
         if len(missing) > batch_size:
             log.info("embedded %d of %d missing faces", start + len(sources), len(missing))
-    return len(missing)
+    return done
+
+
+def _embed_missing_locked(
+    context: GalleryContext,
+    session: Session,
+    embedder: FaceEmbedder,
+    version: ModelVersionInfo,
+    index: GalleryIndex,
+) -> int:
+    """`embed_missing` inside the caller's locked transaction, for the last few faces."""
+    sources = _face_sources(session, _missing_faces(session, version))
+    vectors = _embed_sources(context, embedder, sources)
+    stored = store_present(session, version, vectors)
+    _add_to(index, sources, vectors, stored)
+    return len(stored)
+
+
+def _missing_faces(session: Session, version: ModelVersionInfo) -> list[int]:
+    return list(session.scalars(select(Face.id).where(~_has_embedding(version)).order_by(Face.id)))
+
+
+def _embed_sources(
+    context: GalleryContext, embedder: FaceEmbedder, sources: list[FaceSource]
+) -> dict[int, NDArray[np.float32]]:
+    chips = [_chip_for(context, embedder, source)[0] for source in sources]
+    vectors = embedder.embed_chips(chips)
+    return {source.face_id: vector for source, vector in zip(sources, vectors, strict=True)}
+
+
+def _add_to(
+    index: GalleryIndex,
+    sources: list[FaceSource],
+    vectors: dict[int, NDArray[np.float32]],
+    stored: set[int],
+) -> None:
+    kept = [source for source in sources if source.face_id in stored]
+    index.add_many(
+        face_ids=[source.face_id for source in kept],
+        subject_ids=[source.subject_id for source in kept],
+        embeddings=np.stack([vectors[source.face_id] for source in kept]) if kept else None,
+    )
 
 
 def _face_sources(session: Session, face_ids: list[int]) -> list[FaceSource]:
@@ -291,13 +364,19 @@ def _chip_for(
     return align_face(image, np.asarray(source.landmarks, dtype=np.float64), template), True
 
 
-def _store_vectors(
+def store_present(
     session: Session, version: ModelVersionInfo, vectors: dict[int, NDArray[np.float32]]
-) -> None:
+) -> set[int]:
+    """Store the vectors of the faces that still exist; return their ids. The caller holds
+    the gallery's lock, so none of them can be deleted before the commit."""
+    present = set(session.scalars(select(Face.id).where(Face.id.in_(list(vectors)))))
     session.add_all(
         Embedding(face_id=face_id, model_version_id=version.id, vector=vector_to_bytes(vector))
         for face_id, vector in vectors.items()
+        if face_id in present
     )
+    session.flush()
+    return present
 
 
 def _has_embedding(version: ModelVersionInfo) -> Exists:
@@ -309,15 +388,11 @@ def _of(version: ModelVersionInfo) -> ColumnElement[bool]:
     return Embedding.model_version_id == version.id
 
 
-def _save_if_changed(context: GalleryContext, index: GalleryIndex, key: str) -> None:
-    """Persist an index the caller holds the write lock on, so a restart need not rebuild it."""
-    if index.unsaved_changes:
-        context.index_store.save(index.index, model_version=key)
-        index.unsaved_changes = False
-
-
 def _discard(context: GalleryContext, version: ModelVersionInfo) -> None:
     """Delete what an unfinished reindex wrote; the version row stays, inactive."""
     with session_scope(context.sessions) as session:
         session.execute(delete(Embedding).where(_of(version)))
+        session.execute(
+            update(ModelVersion).where(ModelVersion.id == version.id).values(building_until=None)
+        )
     context.index_store.delete(version.key)

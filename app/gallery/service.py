@@ -4,13 +4,14 @@ import logging
 from pathlib import Path
 
 import torch
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from app.db.engine import session_scope
-from app.db.tables import Face, Photo, Subject
+from app.db.tables import Face, GalleryHead, Photo, Subject
 from app.gallery import enroll, faces, probe, reindex, subjects, verify
 from app.gallery.context import GalleryContext
 from app.gallery.enroll import FacePolicy, Upload
+from app.gallery.model_versions import ModelVersionInfo
 from app.gallery.probe import version_view
 from app.gallery.reindex import Cancelled, Progress, ReindexResult
 from app.schemas import (
@@ -24,6 +25,7 @@ from app.schemas import (
     SubjectUpdate,
     VerifyResult,
 )
+from app.vision.detection import FaceDetector
 
 log = logging.getLogger(__name__)
 
@@ -31,59 +33,63 @@ log = logging.getLogger(__name__)
 class Gallery:
     """Subjects, their enrolled faces, and searches over them, for one model version at a time."""
 
-    def __init__(self, context: GalleryContext, engine: Engine) -> None:
-        self.context = context
-        self._engine = engine
+    def __init__(self, context: GalleryContext) -> None:
+        self._context = context
+
+    @property
+    def context(self) -> GalleryContext:
+        """The gallery's state, for `app.gallery` and `app.jobs`' gallery readers only."""
+        return self._context
 
     # Subjects
     def create_subject(self, request: SubjectCreate) -> SubjectOut:
-        return subjects.create_subject(self.context, request)
+        return subjects.create_subject(self._context, request)
 
     def get_subject(self, subject_id: int) -> SubjectOut:
-        return subjects.get_subject(self.context, subject_id)
+        return subjects.get_subject(self._context, subject_id)
 
     def list_subjects(self, *, query: str | None, offset: int, limit: int) -> SubjectPage:
-        return subjects.list_subjects(self.context, query=query, offset=offset, limit=limit)
+        return subjects.list_subjects(self._context, query=query, offset=offset, limit=limit)
 
     def update_subject(self, subject_id: int, changes: SubjectUpdate) -> SubjectOut:
-        return subjects.update_subject(self.context, subject_id, changes)
+        return subjects.update_subject(self._context, subject_id, changes)
 
     def delete_subject(self, subject_id: int) -> None:
-        subjects.delete_subject(self.context, subject_id)
+        subjects.delete_subject(self._context, subject_id)
 
     # Faces
     def enroll(
         self, subject_id: int, uploads: list[Upload], *, policy: FacePolicy = "single"
     ) -> EnrollmentResult:
-        outcomes = enroll.enroll_photos(self.context, subject_id, uploads, policy=policy)
+        outcomes = enroll.enroll_photos(self._context, subject_id, uploads, policy=policy)
         enrolled = sum(outcome.status == "enrolled" for outcome in outcomes)
         return EnrollmentResult(subject_id=subject_id, enrolled=enrolled, photos=outcomes)
 
     def list_faces(self, subject_id: int) -> list[FaceOut]:
-        return faces.list_faces(self.context, subject_id)
+        return faces.list_faces(self._context, subject_id)
 
     def first_face_ids(self, subject_ids: list[int]) -> dict[int, int]:
-        return faces.first_face_ids(self.context, subject_ids)
+        return faces.first_face_ids(self._context, subject_ids)
 
     def chip_jpeg(self, face_id: int) -> bytes:
-        return faces.chip_jpeg(self.context, face_id)
+        return faces.chip_jpeg(self._context, face_id)
 
     def delete_face(self, face_id: int) -> None:
-        faces.delete_face(self.context, face_id)
+        faces.delete_face(self._context, face_id)
 
     # Searches
     def probe(self, data: bytes, *, k: int, threshold: float | None = None) -> ProbeResult:
-        return probe.probe(self.context, data, k=k, threshold=threshold)
+        return probe.probe(self._context, data, k=k, threshold=threshold)
 
     def verify_photos(
         self, first: bytes, second: bytes, *, threshold: float | None = None
     ) -> VerifyResult:
-        return verify.verify_photos(self.context, first, second, threshold=threshold)
+        return verify.verify_photos(self._context, first, second, threshold=threshold)
 
     def verify_faces(
         self, first_id: int, second_id: int, *, threshold: float | None = None
     ) -> VerifyResult:
-        return verify.verify_faces(self.context, first_id, second_id, threshold=threshold)
+        return verify.verify_faces(self._context, first_id, second_id, threshold=threshold)
 
     # Model
     def reindex(
@@ -101,7 +107,7 @@ class Gallery:
         Long: run it off the request path (the job worker does).
         """
         return reindex.reindex(
-            self.context,
+            self._context,
             backbone=backbone,
             device=device,
             models_dir=models_dir,
@@ -110,28 +116,49 @@ class Gallery:
             cancelled=cancelled,
         )
 
+    # Facts about the model in service
+    def active_model(self) -> ModelVersionInfo:
+        """The model version searches use now (after every change committed so far)."""
+        return self._context.runtime().version
+
+    def default_threshold(self) -> float:
+        """The threshold a probe without one is answered with."""
+        return self._context.default_threshold(self._context.runtime())
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector every model version shares (training data preparation uses it)."""
+        return self._context.runtime().embedder.detector
+
     # Housekeeping
     def stats(self) -> Stats:
-        runtime = self.context.runtime
-        with session_scope(self.context.sessions) as session:
-            counts = {
-                name: session.scalar(select(func.count()).select_from(table)) or 0
-                for name, table in (("subjects", Subject), ("photos", Photo), ("faces", Face))
-            }
-        return Stats(
-            **counts, model_version=version_view(runtime.version), index_size=len(runtime.index)
-        )
+        """Counts and index size as one snapshot: the counts, read in one statement with the
+        change they are of, and the index as of that same change."""
+        while True:  # until no other thread moves the index past the counts read
+            seq, counts = self._counts()
+            snapshot = self._context.follower.snapshot_at(seq)
+            if snapshot is not None:
+                runtime, index_size = snapshot
+                return Stats(
+                    **counts, model_version=version_view(runtime.version), index_size=index_size
+                )
+
+    def _counts(self) -> tuple[int, dict[str, int]]:
+        with session_scope(self._context.sessions) as session:
+            seq, *numbers = session.execute(
+                select(
+                    select(GalleryHead.seq).where(GalleryHead.id == 1).scalar_subquery(),
+                    *(select(func.count()).select_from(t).scalar_subquery() for t in _COUNTED),
+                )
+            ).one()
+        return seq, dict(zip(("subjects", "photos", "faces"), numbers, strict=True))
 
     def save_index(self) -> None:
-        """Persist the active index, if it changed, so the next start need not rebuild it."""
-        runtime = self.context.runtime
-        with self.context.write_lock:
-            if runtime.index.unsaved_changes:
-                self.context.index_store.save(
-                    runtime.index.index, model_version=runtime.version.key
-                )
-                runtime.index.unsaved_changes = False
+        """Persist the index, unless a newer snapshot is stored, so a restart replays less."""
+        self._context.follower.save()
 
     def close(self) -> None:
         self.save_index()
-        self._engine.dispose()
+
+
+_COUNTED = (Subject, Photo, Face)

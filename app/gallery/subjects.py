@@ -5,13 +5,15 @@ from sqlalchemy.orm import Session
 
 from app.db.engine import session_scope
 from app.db.tables import Face, Photo, Subject
+from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import DuplicateExternalId, SubjectNotFound
 from app.schemas import SubjectCreate, SubjectOut, SubjectPage, SubjectUpdate
 
 
 def create_subject(context: GalleryContext, request: SubjectCreate) -> SubjectOut:
-    with context.write_lock, session_scope(context.sessions) as session:
+    with gallery_write(context.sessions) as write:
+        session = write.session
         _ensure_external_id_free(session, request.external_id)
         subject = Subject(
             display_name=request.display_name,
@@ -31,12 +33,16 @@ def get_subject(context: GalleryContext, subject_id: int) -> SubjectOut:
 def list_subjects(
     context: GalleryContext, *, query: str | None, offset: int, limit: int
 ) -> SubjectPage:
-    """Subjects by id; `query` matches part of the name or the exact external id."""
+    """Subjects by id; `query` matches part of the name or the whole external id, letters'
+    case aside. `%` and `_` in it are literal characters, not wildcards."""
     with session_scope(context.sessions) as session:
         statement = select(Subject)
         if query:
             statement = statement.where(
-                or_(Subject.display_name.ilike(f"%{query}%"), Subject.external_id == query)
+                or_(
+                    Subject.display_name.ilike(f"%{_escape_like(query)}%", escape="\\"),
+                    func.lower(Subject.external_id) == query.lower(),
+                )
             )
         total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
         page = session.scalars(statement.order_by(Subject.id).offset(offset).limit(limit))
@@ -46,10 +52,11 @@ def list_subjects(
 
 def update_subject(context: GalleryContext, subject_id: int, changes: SubjectUpdate) -> SubjectOut:
     sent = changes.model_fields_set
-    with context.write_lock, session_scope(context.sessions) as session:
+    with gallery_write(context.sessions) as write:
+        session = write.session
         subject = require_subject(session, subject_id)
         if "external_id" in sent and changes.external_id != subject.external_id:
-            _ensure_external_id_free(session, changes.external_id)
+            _ensure_external_id_free(session, changes.external_id, besides=subject_id)
             subject.external_id = changes.external_id
         if "display_name" in sent and changes.display_name is not None:
             subject.display_name = changes.display_name
@@ -61,18 +68,24 @@ def update_subject(context: GalleryContext, subject_id: int, changes: SubjectUpd
 
 def delete_subject(context: GalleryContext, subject_id: int) -> None:
     """Remove the subject, its photos, faces, embeddings, files and index entries."""
-    with context.write_lock:
-        with session_scope(context.sessions) as session:
-            require_subject(session, subject_id)
-            faces = session.execute(
-                select(Face.id, Face.chip_path).where(Face.subject_id == subject_id)
-            ).all()
-            photo_paths = session.scalars(
-                select(Photo.stored_path).where(Photo.subject_id == subject_id)
-            ).all()
-            session.delete(session.get(Subject, subject_id))
-        context.runtime.index.remove([face_id for face_id, _ in faces])
+    with gallery_write(context.sessions) as write:
+        session = write.session
+        subject = require_subject(session, subject_id)
+        faces = session.execute(
+            select(Face.id, Face.chip_path).where(Face.subject_id == subject_id)
+        ).all()
+        photo_paths = session.scalars(
+            select(Photo.stored_path).where(Photo.subject_id == subject_id)
+        ).all()
+        session.delete(subject)
+        for face_id, _ in faces:
+            write.face_removed(face_id=face_id, subject_id=subject_id)
     context.files.delete([*photo_paths, *(chip for _, chip in faces)])
+    context.follower.current()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def require_subject(session: Session, subject_id: int) -> Subject:
@@ -82,10 +95,19 @@ def require_subject(session: Session, subject_id: int) -> Subject:
     return subject
 
 
-def _ensure_external_id_free(session: Session, external_id: str | None) -> None:
+def _ensure_external_id_free(
+    session: Session, external_id: str | None, *, besides: int | None = None
+) -> None:
+    """Refuse an external id another subject has, letters' case aside: `DUP-1` and `dup-1`
+    name one record in every system Lineup's users keep. The caller holds the gallery's
+    lock, so no other writer can take the id between this check and the commit."""
     if external_id is None:
         return
-    taken = session.scalar(select(Subject.id).where(Subject.external_id == external_id))
+    taken = session.scalar(
+        select(Subject.id).where(
+            func.lower(Subject.external_id) == external_id.lower(), Subject.id != (besides or 0)
+        )
+    )
     if taken is not None:
         raise DuplicateExternalId(external_id)
 

@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session
 from app.db.engine import session_scope
 from app.db.tables import Embedding, Face
 from app.db.vectors import vector_from_bytes
-from app.gallery.context import GalleryContext, ModelRuntime
+from app.gallery.context import GalleryContext
 from app.gallery.errors import FaceNotEmbedded, FaceNotFound, NoFaceFound
 from app.gallery.probe import version_view
+from app.gallery.runtime import ModelRuntime
 from app.schemas import VerifyResult
 from app.vision.images import decode_image
 
@@ -19,7 +20,7 @@ def verify_photos(
     context: GalleryContext, first: bytes, second: bytes, *, threshold: float | None
 ) -> VerifyResult:
     """Compare the largest face of each photo."""
-    runtime = context.runtime
+    runtime = context.runtime()
     vectors = [
         _largest_face_embedding(context, runtime, data, which)
         for which, data in (("first", first), ("second", second))
@@ -31,7 +32,7 @@ def verify_faces(
     context: GalleryContext, first_id: int, second_id: int, *, threshold: float | None
 ) -> VerifyResult:
     """Compare two enrolled faces by their stored embeddings under the active version."""
-    runtime = context.runtime
+    runtime = context.runtime()
     with session_scope(context.sessions) as session:
         vectors = [
             _stored_embedding(session, runtime, face_id) for face_id in (first_id, second_id)

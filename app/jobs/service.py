@@ -9,6 +9,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from app.config import Settings
 from app.gallery.service import Gallery
 from app.jobs.runners import RUNNERS, JobContext, JobRunner
@@ -47,10 +49,14 @@ class JobService:
 
 
 def start_jobs(
-    gallery: Gallery, settings: Settings, *, runners: Mapping[str, JobRunner] = RUNNERS
+    gallery: Gallery,
+    settings: Settings,
+    *,
+    sessions: sessionmaker[Session],
+    runners: Mapping[str, JobRunner] = RUNNERS,
 ) -> JobService:
     """Fail what a previous process left unfinished, then start this app's one worker."""
-    store = JobStore(gallery.context.sessions)
+    store = JobStore(sessions)
     interrupted = store.fail_interrupted()
     if interrupted:
         log.warning("jobs %s were interrupted by a restart and are marked failed", interrupted)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import GalleryDep, SettingsDep
+from app.api.params import ID_BOUND, Canonical
 from app.gallery.errors import SubjectNotFound
 from app.web.templating import render
 
@@ -22,7 +23,9 @@ router = APIRouter(include_in_schema=False)
 def enroll_page(
     request: Request,
     gallery: GalleryDep,
-    subject: Annotated[int | None, Query(description="Add photos to this subject.")] = None,
+    subject: Annotated[
+        int | None, Query(ge=1, lt=ID_BOUND, description="Add photos to this subject."), Canonical
+    ] = None,
 ) -> HTMLResponse:
     """A new subject with photos, or (`?subject=ID`) more photos for an existing one."""
     existing = None
@@ -37,15 +40,14 @@ def enroll_page(
 @router.get("/probe", response_class=HTMLResponse)
 def probe_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> HTMLResponse:
     """The probe form, its threshold control set to the threshold probes use by default."""
-    context = gallery.context
-    runtime = context.runtime
+    stats = gallery.stats()
     return render(
         request,
         "probe.html",
         {
-            "threshold": context.default_threshold(runtime),
+            "threshold": gallery.default_threshold(),
             "default_k": settings.default_k,
-            "backbone": runtime.version.backbone,
-            "face_count": len(runtime.index),
+            "backbone": stats.model_version.backbone,
+            "face_count": stats.index_size,
         },
     )

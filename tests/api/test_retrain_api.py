@@ -20,9 +20,9 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import load_file, save_file
 
+from app.composition import open_lineup
 from app.config import Settings
-from app.gallery.reindex import reindex
-from app.gallery.startup import ActiveModelUnavailable, open_gallery
+from app.gallery.startup import ActiveModelUnavailable
 from app.main import create_app
 from app.vision.backbones.finetuned import WEIGHTS_FILE
 from app.vision.backbones.weights import weights_version
@@ -181,27 +181,27 @@ def test_a_restart_keeps_the_model_the_gallery_was_reindexed_to(
         assert best["face_id"] == late_face and best["similarity"] > 0.99
 
 
-def test_faces_enrolled_by_a_service_left_on_the_old_model_survive_a_reindex_beside_it(
+def test_a_running_service_follows_a_reindex_made_beside_it(
     story: Story, tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
 ) -> None:
-    """`lineup reindex` switches the database while a service still runs on the old model
-    and goes on enrolling under it; the next start embeds those faces for the new one."""
+    """`lineup reindex` switches the database while a service runs on the old model: the
+    service's next request follows the switch, so what it enrolls next is embedded with
+    the new model, and after a restart everything is still there."""
     root = copy_of(story, tmp_path)
     with running(root, embedder) as client:
-        other_process = open_gallery(settings_for(root), embedder=embedder)
+        other_process = open_lineup(settings_for(root), embedder=embedder)
         try:
-            reindex(
-                other_process.context,
-                backbone="dlib-resnet",
-                device=torch.device("cpu"),
-                models_dir=root / "models",
+            other_process.gallery.reindex(
+                "dlib-resnet", device=torch.device("cpu"), models_dir=root / "models"
             )
         finally:
             other_process.close()
         (late_face,) = enroll(client, faces_dir, "Heidi_Klum", range(5, 6))
-        assert probe(client, photo(faces_dir, "Tom_Hanks", 5))["model_version"]["backbone"] == (
-            "gallery-tuned"
-        )
+        answer = probe(client, photo(faces_dir, "Heidi_Klum", 5))
+        assert answer["model_version"]["backbone"] == "dlib-resnet"
+        assert best_candidate(answer)["face_id"] == late_face
+        stats = client.get("/stats").json()
+        assert stats["faces"] == stats["index_size"] == 17
     with running(root, embedder) as client:
         stats = client.get("/stats").json()
         assert stats["model_version"]["backbone"] == "dlib-resnet"
@@ -226,13 +226,13 @@ def test_a_lost_model_stops_the_start_until_the_gallery_is_recovered_onto_anothe
     shutil.rmtree(root / "models" / "gallery-tuned")
     assert_start_refused(root, embedder, match="lineup reindex MODEL")
 
-    gallery = open_gallery(settings_for(root), embedder=embedder, recover_with="dlib-resnet")
+    lineup = open_lineup(settings_for(root), embedder=embedder, recover_with="dlib-resnet")
     try:
-        stats = gallery.stats()
+        stats = lineup.gallery.stats()
         assert stats.model_version.backbone == "dlib-resnet"
         assert stats.faces == stats.index_size == 17  # the late face too, embedded just now
     finally:
-        gallery.close()
+        lineup.close()
     with running(root, embedder) as client:  # and it stays so
         answer = probe(client, photo(faces_dir, "Emma_Watson", 5))
         assert answer["model_version"]["backbone"] == "dlib-resnet"

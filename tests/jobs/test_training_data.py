@@ -13,11 +13,11 @@ import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
 
+from app.composition import open_lineup
 from app.config import Settings
 from app.gallery.enroll import Upload
 from app.gallery.errors import OperationCancelled
 from app.gallery.service import Gallery
-from app.gallery.startup import open_gallery
 from app.jobs.schemas import GalleryDataset
 from app.jobs.training_data import gallery_chips, gallery_identities
 from app.schemas import SubjectCreate
@@ -41,7 +41,8 @@ def gallery(
     settings = Settings(
         data_dir=tmp_path / "data", models_dir=tmp_path / "models", match_threshold=0.6
     )
-    gallery = open_gallery(settings, embedder=embedder)
+    lineup = open_lineup(settings, embedder=embedder)
+    gallery = lineup.gallery
     subjects = {
         person: gallery.create_subject(SubjectCreate(display_name=person)).id
         for person in ("Tom_Hanks", "Emma_Watson", "Heidi_Klum")
@@ -64,7 +65,7 @@ def gallery(
     try:
         yield gallery, subjects
     finally:
-        gallery.close()
+        lineup.close()
 
 
 def test_only_chips_cut_for_dlib_are_used_and_copied_aside(
