@@ -4,12 +4,16 @@ The app and the tests call these instead of the `alembic` CLI; both use the
 same `migrations/` folder at the repository root.
 """
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import make_url
 
 import app
 from app.db.engine import create_engine_for
@@ -31,8 +35,48 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
-    """Apply every migration up to `revision`; a database already there is left as is."""
-    command.upgrade(alembic_config(url), revision)
+    """Apply every migration up to `revision`; a database already there is left as is.
+
+    Several processes may start at once over one database (`lineup serve --workers`,
+    replicas): one migrates while the others wait for it, then find nothing to do.
+    """
+    with _migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+# Any constant shared by every Lineup process; it names the lock, nothing more.
+_POSTGRES_LOCK_KEY = 0x6C696E657570  # "lineup"
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Hold a lock every process migrating `url` takes: a lock file beside an SQLite
+    database, an advisory lock on a PostgreSQL server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine = create_engine_for(url)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_POSTGRES_LOCK_KEY})")
+                try:
+                    yield
+                finally:
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_POSTGRES_LOCK_KEY})")
+        finally:
+            engine.dispose()
+        return
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def downgrade_database(url: str, revision: str) -> None:

@@ -94,8 +94,10 @@ class ModelVersion(Base):
     threshold: Mapped[float | None]
     active: Mapped[bool] = mapped_column(default=False, server_default=false())
     # While a reindex embeds faces under this version it renews this lease; rows of
-    # an inactive version whose lease ran out were left by a reindex that died.
+    # an inactive version whose lease ran out, or whose builder (`app.gallery.owners`)
+    # is known dead, were left by a reindex that died.
     building_until: Mapped[datetime | None]
+    building_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -242,6 +244,8 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The process running it (`app.gallery.owners`): several processes run job workers.
+    owner: Mapped[str | None] = mapped_column(String(255))
 
 
 class GalleryHead(Base):

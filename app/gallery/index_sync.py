@@ -38,13 +38,15 @@ def load_index(
     """The index of `version` and the change it is up to: the snapshot plus the changes
     after it when it agrees with the database, else rebuilt from the stored rows."""
     head = latest_seq(session)
-    index = _snapshot_caught_up(session, store, version, head)
+    index, changed = _snapshot_caught_up(session, store, version, head)
     subjects = face_subjects(session, version)
     expected = ids_checksum(np.fromiter(subjects, dtype=np.int64))
     if index is None or ids_checksum(index.ids()) != expected:
         log.info("rebuilding the %s index from %d stored embeddings", version.key, len(subjects))
-        index = rebuild(session, version)
-    return GalleryIndex(index, subjects), head
+        index, changed = rebuild(session, version), True
+    loaded = GalleryIndex(index, subjects)
+    loaded.unsaved_changes = changed  # so the next save spares the next start the work
+    return loaded, head
 
 
 def apply_changes(
@@ -107,18 +109,19 @@ def rebuild(session: Session, version: ModelVersionInfo) -> VectorIndex:
 
 def _snapshot_caught_up(
     session: Session, store: IndexStore, version: ModelVersionInfo, head: int
-) -> VectorIndex | None:
-    """The saved index of `version` with the changes after it replayed, or None."""
+) -> tuple[VectorIndex | None, bool]:
+    """The saved index of `version` with the changes after it replayed (or None), and
+    whether it now differs from the saved one."""
     snapshot = store.load_snapshot(version.key)
     if snapshot is None:
-        return None
+        return None, True
     saved, seq = snapshot
     if seq > head:
         log.warning("the %s snapshot is newer than the database; rebuilding", version.key)
-        return None
+        return None, True
     caught_up = GalleryIndex(saved, {})
     apply_changes(session, caught_up, version, changes_after(session, seq, upto=head))
-    return caught_up.index
+    return caught_up.index, seq < head
 
 
 def face_subjects(session: Session, version: ModelVersionInfo) -> dict[int, int]:

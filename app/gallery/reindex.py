@@ -38,6 +38,7 @@ from app.gallery.gallery_index import GalleryIndex
 from app.gallery.index_sync import face_subjects as _face_subjects
 from app.gallery.index_sync import rebuild
 from app.gallery.model_versions import ModelVersionInfo
+from app.gallery.owners import this_process
 from app.gallery.runtime import ModelRuntime
 from app.vision.alignment import align_face
 from app.vision.backbones.registry import create_backbone
@@ -141,7 +142,7 @@ def _register(
         )
     with gallery_write(context.sessions) as write:
         row = model_versions.register(write.session, backbone, threshold=threshold)
-        row.building_until = lease_end()
+        row.building_until, row.building_by = lease_end(), this_process()
         version = model_versions.snapshot(row)
     context.index_store.delete(version.key)
     return version
@@ -237,7 +238,7 @@ def _switch(
         index.remove([int(face_id) for face_id in index.index.ids() if face_id not in stored])
         row = session.get_one(ModelVersion, version.id)
         model_versions.activate(session, row)
-        row.building_until = None
+        row.building_until = row.building_by = None
         write.model_activated(model_version_id=version.id)
         seq = write.commit()  # inside the follower's lock, so no probe loads the model again
         install(ModelRuntime(embedder=embedder, version=version, index=index), seq)
@@ -393,6 +394,8 @@ def _discard(context: GalleryContext, version: ModelVersionInfo) -> None:
     with session_scope(context.sessions) as session:
         session.execute(delete(Embedding).where(_of(version)))
         session.execute(
-            update(ModelVersion).where(ModelVersion.id == version.id).values(building_until=None)
+            update(ModelVersion)
+            .where(ModelVersion.id == version.id)
+            .values(building_until=None, building_by=None)
         )
     context.index_store.delete(version.key)

@@ -9,8 +9,8 @@ sweep may remove it:
   go too, as the deletion was about to do.
 - temporary files of interrupted atomic writes (`.tmp-*`, index `.*.tmp`).
 - embedding rows of a reindex that died: its version is inactive and its
-  lease lapsed. A face's first embedding stays, because it says which
-  template the face's chip was cut for.
+  lease lapsed, or the process holding it is known dead. A face's first
+  embedding stays, because it says which template the face's chip was cut for.
 """
 
 import logging
@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy.orm import Session
 
 from app.db.tables import Embedding, Face, ModelVersion, Photo
 from app.db.types import utc_now
 from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
+from app.gallery.owners import is_dead
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +47,7 @@ def sweep(context: GalleryContext) -> SweepReport:
         kept = set(session.scalars(select(Photo.stored_path)))
         kept.update(session.scalars(select(Face.chip_path)))
         files = _remove_unlisted(context.files.root, kept)
-        dead = list(
-            session.scalars(
-                select(ModelVersion.id).where(
-                    ~ModelVersion.active,
-                    or_(
-                        ModelVersion.building_until.is_(None),
-                        ModelVersion.building_until < utc_now(),
-                    ),
-                )
-            )
-        )
+        dead = _dead_versions(session)
         first = select(func.min(Embedding.id)).group_by(Embedding.face_id)
         deleted = session.execute(
             delete(Embedding).where(
@@ -72,6 +64,19 @@ def sweep(context: GalleryContext) -> SweepReport:
             report.embeddings,
         )
     return report
+
+
+def _dead_versions(session: Session) -> list[int]:
+    """Inactive versions no live reindex is building: lease lapsed, or builder dead."""
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.building_until, ModelVersion.building_by).where(
+            ~ModelVersion.active
+        )
+    )
+    now = utc_now()
+    return [
+        version_id for version_id, until, by in rows if until is None or until < now or is_dead(by)
+    ]
 
 
 def _remove_unlisted(root: Path, kept: set[str]) -> int:

@@ -12,7 +12,9 @@ Create Date: 2026-12-02
   The rebuild copies every row, which seeds each table's counter with its
   largest id; an id deleted before this migration above the largest one left
   cannot be known any more and may be handed out once.
-- `model_versions.building_until`: the lease a running reindex renews.
+- `model_versions.building_until` and `building_by`: the lease a running
+  reindex renews, and the process holding it.
+- `jobs.owner`: the process running a job, as several processes run workers.
 """
 
 from collections.abc import Sequence
@@ -57,6 +59,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("building_until", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("building_by", sa.String(length=255), nullable=True))
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("owner", sa.String(length=255), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
         for table in _NEVER_REUSED:
             with op.batch_alter_table(
@@ -66,8 +71,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the change log and the lease; AUTOINCREMENT stays (it loses nothing)."""
+    """Drop the change log, the lease and job owners; AUTOINCREMENT stays (it loses nothing)."""
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("owner")
     with op.batch_alter_table("model_versions") as batch:
+        batch.drop_column("building_by")
         batch.drop_column("building_until")
     op.drop_table("gallery_changes")
     op.drop_table("gallery_head")

@@ -1,0 +1,36 @@
+"""Helpers of the gallery tests: settings, uploads and what lies on disk."""
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from app.composition import Lineup
+from app.config import Settings
+from app.gallery.enroll import Upload
+from app.schemas import SubjectCreate
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+LineupOpener = Callable[..., AbstractContextManager[Lineup]]
+
+
+def settings_for(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=data_dir, models_dir=REPO_MODELS, device="cpu", **overrides)
+
+
+def lfw_upload(faces_dir: Path, person: str, number: int) -> Upload:
+    path = faces_dir / "lfw_mini" / person / f"{person}_{number:04d}.jpg"
+    return Upload(filename=path.name, data=path.read_bytes())
+
+
+def new_subject(lineup: Lineup, name: str) -> int:
+    return lineup.gallery.create_subject(SubjectCreate(display_name=name)).id
+
+
+def gallery_files(data_dir: Path) -> set[str]:
+    """Every file under photos/ and chips/, relative to the data directory."""
+    return {
+        f"{folder}/{path.name}"
+        for folder in ("photos", "chips")
+        for path in (data_dir / folder).iterdir()
+    }

@@ -1,0 +1,146 @@
+"""Real `lineup` processes over one gallery: services on their own ports, CLI commands.
+
+What several processes do to one gallery can only be seen with several
+processes: each loads its own model and keeps its own index.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+LINEUP = Path(sys.executable).parent / "lineup"
+START_TIMEOUT_S = 240.0  # two processes importing torch on two cores
+
+
+def lineup_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `lineup` process on `data_dir`, CPU only."""
+    env = {
+        **os.environ,
+        "LINEUP_DATA_DIR": str(data_dir),
+        "LINEUP_MODELS_DIR": str(REPO / "models"),
+        "LINEUP_DEVICE": "cpu",
+        "COLUMNS": "200",
+    }
+    env.update({f"LINEUP_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@dataclass
+class Service:
+    """One `lineup serve` process and a client for it."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120)
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(self.url + path, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def is_ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"lineup serve exited early:\n{self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/health/ready", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (a clean shutdown that saves the index), or SIGKILL."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def start_service(env: dict[str, str], log: Path, *extra: str) -> Service:
+    """Start `lineup serve` on a free port; it answers once its lifespan has run."""
+    port = free_port()
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [str(LINEUP), "serve", "--port", str(port), *extra],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    handle.close()
+    return Service(process=process, url=f"http://127.0.0.1:{port}", log=log)
+
+
+@contextmanager
+def services(env: dict[str, str], logs: Path, count: int, *extra: str) -> Iterator[list[Service]]:
+    """`count` services over one gallery, all ready; stopped cleanly on the way out."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        started: list[Service] = []
+        for number in range(count):
+            service = start_service(env, logs / f"service-{number}.log", *extra)
+            stack.callback(service.stop)
+            started.append(service)
+        for service in started:
+            wait_for(service.is_ready, timeout=START_TIMEOUT_S, what=f"{service.url} ready")
+        yield started
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`lineup ARGS` in a process of its own; its output is kept for the assertion message."""
+    return subprocess.run(
+        [str(LINEUP), *args], env=env, capture_output=True, text=True, cwd=REPO, timeout=600
+    )
+
+
+def subject_tree(root: Path, faces_dir: Path, people: dict[str, range]) -> Path:
+    """A folder per person (as `lineup enroll` reads) of links to the shared photos."""
+    for person, numbers in people.items():
+        folder = root / person
+        folder.mkdir(parents=True)
+        for number in numbers:
+            name = f"{person}_{number:04d}.jpg"
+            (folder / name).symlink_to(faces_dir / "lfw_mini" / person / name)
+    return root
+
+
+def probe_subjects(service: Service, photo: Path) -> list[tuple[str, str]]:
+    """(external id, decision) of the best candidate of each face the photo shows."""
+    response = httpx.post(
+        service.url + "/probe",
+        files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    return [
+        (face["candidates"][0]["subject"]["external_id"], face["decision"])
+        if face["candidates"]
+        else ("", face["decision"])
+        for face in response.json()["faces"]
+    ]
