@@ -36,6 +36,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports after Ctrl-C
 REFUSALS_LISTED = 20
+WORKER_HEALTHCHECK_S = 120
 
 app = typer.Typer(help="Lineup: face search over a gallery of known people.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -57,15 +58,33 @@ def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) 
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: LINEUP_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: LINEUP_PORT.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Service processes on the one port. Each loads the model and follows the "
+            "gallery's change log, so all of them answer from the same gallery.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP service (API, OpenAPI page at /docs)."""
     import uvicorn
 
     from app.config import get_settings
-    from app.main import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    uvicorn.run(
+        # An import string, so that each worker process builds its own app from the settings.
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        # A worker answers the supervisor's pings from a thread that importing torch and
+        # loading the model can starve for seconds on a busy machine; uvicorn's 5 s
+        # would kill and restart every worker before it ever came up.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+    )
 
 
 @db_app.command("upgrade")
