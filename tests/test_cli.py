@@ -271,3 +271,13 @@ def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one
     body = json.loads(lineup("probe", photo, "--json").stdout)
     assert body["model_version"]["backbone"] == "dlib-resnet"
     assert body["faces"][0]["candidates"][0]["subject"]["external_id"] == "Emma_Watson"
+
+
+def test_probe_on_a_fresh_directory_says_the_gallery_is_empty(
+    tmp_path: Path, faces_dir: Path
+) -> None:
+    photo = faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg"
+    result = invoke(["probe", str(photo)], data_dir=tmp_path / "fresh")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "no match" in result.stdout and "the gallery is empty" in result.stdout

@@ -142,3 +142,28 @@ def test_health_and_stats(client: TestClient) -> None:
     assert stats["index_size"] == stats["faces"]
     assert stats["model_version"]["threshold"] is not None
     assert "/probe" in client.get("/openapi.json").json()["paths"]
+
+
+def test_external_ids_are_unique_whatever_the_case_and_search_is_literal(
+    client: TestClient,
+) -> None:
+    new_subject(client, "Dup One", "dup-1")
+    for taken in ("DUP-1", "Dup-1"):
+        response = client.post("/subjects", json={"display_name": "again", "external_id": taken})
+        assert (response.status_code, response.json()["code"]) == (409, "duplicate_external_id")
+    other = new_subject(client, "Other", "dup-2")
+    renamed = client.patch(f"/subjects/{other}", json={"external_id": "DUP-1"})
+    assert renamed.status_code == 409
+    assert client.patch(f"/subjects/{other}", json={"external_id": "Dup-2"}).status_code == 200
+    assert [s["display_name"] for s in client.get("/subjects?q=DUP-1").json()["items"]] == [
+        "Dup One"
+    ]
+
+    new_subject(client, "100% Sure_Name")
+    new_subject(client, "100 Percent")
+    names = [
+        s["display_name"] for s in client.get("/subjects", params={"q": "100%"}).json()["items"]
+    ]
+    assert names == ["100% Sure_Name"]
+    assert client.get("/subjects", params={"q": "e_N"}).json()["total"] == 1
+    assert client.get("/subjects", params={"q": "%"}).json()["total"] == 1

@@ -67,6 +67,12 @@ class Service:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def get_json_post(self, path: str, body: dict[str, Any], *, key: str = "id") -> Any:
+        """POST `body` and return `key` of the answer, which must be a success."""
+        response = httpx.post(self.url + path, json=body, timeout=60)
+        assert response.status_code in (200, 201, 202), response.text
+        return response.json()[key]
+
     def is_ready(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"lineup serve exited early:\n{self.log.read_text()[-3000:]}")

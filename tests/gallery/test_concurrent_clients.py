@@ -32,7 +32,7 @@ class Client(threading.Thread):
         self.random = random.Random(number)
         self.url, self.faces_dir, self.deadline = url, faces_dir, deadline
         self.statuses: Counter[int] = Counter()
-        self.transport_errors: list[str] = []
+        self.problems: list[str] = []  # connection errors and wrong answers
         # Shared by every client, so that deletions meet other clients' enrollments.
         self.subjects = subjects
 
@@ -50,8 +50,8 @@ class Client(threading.Thread):
                 operation = self.random.choice(self.operations)
                 try:
                     response = operation(http)
-                except httpx.TransportError as error:
-                    self.transport_errors.append(f"{operation.__name__}: {error!r}")
+                except Exception as error:  # a reset connection, an answer that is not JSON
+                    self.problems.append(f"{operation.__name__}: {error!r}")
                     continue
                 if response is not None:
                     self.statuses[response.status_code] += 1
@@ -106,7 +106,8 @@ class Client(threading.Thread):
     def stats(self, http: httpx.Client) -> httpx.Response:
         response = http.get("/stats")
         body = response.json()
-        assert body["faces"] == body["index_size"], body  # one snapshot, always
+        if body["faces"] != body["index_size"]:  # one snapshot, always
+            self.problems.append(f"stats not one snapshot: {body}")
         return response
 
 
@@ -121,9 +122,9 @@ def test_eight_clients_for_a_minute(tmp_path: Path, faces_dir: Path) -> None:
         for client in clients:
             client.join(timeout=DURATION_S + 300)
         statuses = sum((client.statuses for client in clients), Counter())
-        errors = [error for client in clients for error in client.transport_errors]
+        problems = [problem for client in clients for problem in client.problems]
         print(f"\n{sum(statuses.values())} answers in {DURATION_S:.0f} s: {dict(statuses)}")
-        assert errors == []
+        assert problems == []
         assert not [status for status in statuses if status >= 500], statuses
         assert statuses[200] > 0 and statuses[201] > 0 and statuses[204] > 0
         stats = service.get("/stats")
