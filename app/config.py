@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.vision.backbones.finetuned import finetuned_models
 from app.vision.backbones.registry import BACKBONES, is_known_backbone
+from app.vision.working_size import DEFAULT_DETECTION_MAX_SIDE
 
 MiB = 1024 * 1024
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     models_dir: Path = Field(
         default=Path("models"), description="Fine-tuned checkpoints, each with its model card."
     )
+    training_root: Path | None = Field(
+        default=None,
+        description="The one folder whose photo trees and split files POST /admin/retrain may "
+        "read (relative paths there are taken from it; nothing outside it, symlinks followed); "
+        "default: DATA_DIR/training-sets. `lineup train` is not confined to it.",
+    )
     backbone: str = Field(
         default="dlib-resnet",
         description="Embedding network of a fresh gallery, by name: a built-in one or a "
@@ -53,11 +60,32 @@ class Settings(BaseSettings):
         "default: the active model's calibrated value.",
     )
     max_upload_bytes: int = Field(default=20 * MiB, ge=1024, description="Largest upload.")
+    max_request_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Largest request body, all files and fields together (413 beyond it); "
+        "default: 8 × MAX_UPLOAD_BYTES + 1 MiB, so that one enrollment carries up to eight "
+        "full-size photos and follows MAX_UPLOAD_BYTES when it is raised, while no single "
+        "request can fill the memory or the disk it is spooled to.",
+    )
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait, in seconds, for the next part of a request body (408 and "
+        "the connection closed beyond it), so stalled clients cannot hold connections open.",
+    )
     max_pixels: int = Field(
         default=40_000_000, ge=10_000, description="Largest image, in pixels (bomb guard)."
     )
     min_face_size: int = Field(
         default=20, ge=8, description="Smallest face side, in pixels, that detection looks for."
+    )
+    detection_max_side: int = Field(
+        default=DEFAULT_DETECTION_MAX_SIDE,
+        ge=256,
+        description="Longest side, in pixels, of the copy a photo is searched for faces on; "
+        "larger photos are shrunk to it for detection (faces are still aligned from the full "
+        "photo), so a photo shrunk s times is searched for faces from MIN_FACE_SIZE × s px.",
     )
     min_enroll_face_size: int = Field(
         default=40, ge=8, description="Smallest face side, in pixels, accepted for enrollment."
@@ -99,6 +127,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'lineup.db'}"
+
+    @property
+    def resolved_training_root(self) -> Path:
+        """The training root as an absolute path with symlinks resolved (it need not exist)."""
+        return (self.training_root or self.data_dir / "training-sets").resolve()
 
     def backbone_weights(self, name: str) -> Path | None:
         """The weights file configured for backbone `name`, if it takes one."""

@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import admin, faces, health, search, subjects
 from app.api.errors import install_error_handlers
+from app.api.limits import install_request_limits
+from app.composition import open_lineup
 from app.config import Settings, get_settings
-from app.gallery.startup import open_gallery
-from app.jobs.service import start_jobs
 from app.vision.embedder import FaceEmbedder
 from app.web.site import install_pages
 
@@ -30,25 +30,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gallery = await run_in_threadpool(partial(open_gallery, settings, embedder=embedder))
-        app.state.gallery = gallery
+        lineup = await run_in_threadpool(
+            partial(open_lineup, settings, embedder=embedder, with_jobs=True)
+        )
+        app.state.gallery, app.state.jobs = lineup.gallery, lineup.jobs
         try:
-            app.state.jobs = await run_in_threadpool(start_jobs, gallery, settings)
-            try:
-                yield
-            finally:
-                # The worker stops first: a running job may still use the gallery.
-                await run_in_threadpool(app.state.jobs.stop)
-                app.state.jobs = None
+            yield
         finally:
-            await run_in_threadpool(gallery.close)
-            app.state.gallery = None
+            app.state.gallery = app.state.jobs = None
+            await run_in_threadpool(lineup.close)
 
     app = FastAPI(title="Lineup", description=DESCRIPTION, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.gallery = None
     app.state.jobs = None
     install_error_handlers(app)
+    # Installed last, so outermost: a body is bounded before anything else reads it.
+    install_request_limits(app, settings)
     for module in (subjects, faces, search, health, admin):
         app.include_router(module.router)
     install_pages(app)

@@ -1,9 +1,12 @@
 """The shapes of Lineup's answers and requests, shared by the API, the CLI and the pages."""
 
+import json
+import math
+import unicodedata
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 RefusalReason = Literal[
     "no_face", "multiple_faces", "face_too_small", "low_confidence", "unreadable", "too_large"
@@ -17,14 +20,83 @@ class ErrorBody(BaseModel):
     code: str
 
 
+DETAILS_MAX_DEPTH = 32
+DETAILS_MAX_BYTES = 64 * 1024
+
+
+def _plain_text(value: str) -> str:
+    """`value` if it holds no control character and no surrounding whitespace.
+
+    Names and external ids are shown in pages and matched exactly, so they are
+    refused rather than cleaned: a stripped name would silently differ from the
+    one sent. (Lone surrogates never get here: pydantic's `str` refuses them.)
+    """
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters (NUL, tab, newline...)")
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    return value
+
+
+def _strict_json(details: dict[str, Any]) -> dict[str, Any]:
+    """`details` if it is JSON that every database stores and every client reads back.
+
+    Refused: strings (keys or values) with lone surrogates, which are not UTF-8
+    and break the row for every later read; NUL characters, which PostgreSQL
+    cannot store; NaN and infinities, which are not JSON; nesting deeper than
+    DETAILS_MAX_DEPTH and more than DETAILS_MAX_BYTES once serialised.
+    """
+    pending: list[tuple[Any, int]] = [(details, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list) and depth > DETAILS_MAX_DEPTH:
+            raise ValueError(f"nests deeper than {DETAILS_MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_json_string(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("holds NaN or an infinity, which JSON cannot represent")
+    size = len(json.dumps(details, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > DETAILS_MAX_BYTES:
+        raise ValueError(f"is {size:,} bytes as JSON; at most {DETAILS_MAX_BYTES:,} are kept")
+    return details
+
+
+def _check_json_string(value: str) -> None:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate, which is not valid UTF-8") from None
+
+
+DisplayName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_plain_text)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
+Details = Annotated[
+    dict[str, Any],
+    AfterValidator(_strict_json),
+    Field(
+        description="Free-form metadata: notes, case numbers, attributes. Strict JSON: valid "
+        f"UTF-8 without NUL, nested at most {DETAILS_MAX_DEPTH} deep, at most "
+        f"{DETAILS_MAX_BYTES // 1024} KiB serialised."
+    ),
+]
+
+
 class SubjectCreate(BaseModel):
+    """A new subject; names and ids are refused, never trimmed, if they carry control
+    characters or surrounding whitespace."""
+
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str = Field(min_length=1, max_length=255)
-    external_id: str | None = Field(default=None, min_length=1, max_length=128)
-    details: dict[str, Any] = Field(
-        default_factory=dict, description="Free-form metadata: notes, case numbers, attributes."
-    )
+    display_name: DisplayName
+    external_id: ExternalId | None = None
+    details: Details = Field(default_factory=dict)
 
 
 class SubjectUpdate(BaseModel):
@@ -32,9 +104,9 @@ class SubjectUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=255)
-    external_id: str | None = Field(default=None, min_length=1, max_length=128)
-    details: dict[str, Any] | None = None
+    display_name: DisplayName | None = None
+    external_id: ExternalId | None = None
+    details: Details | None = None
 
 
 class SubjectBrief(BaseModel):
@@ -118,7 +190,11 @@ class ProbeFace(BaseModel):
     box: BoxOut
     landmarks: list[list[float]]
     detection_probability: float
-    decision: Literal["match", "no_match"]
+    decision: Literal["match", "no_match", "too_small"] = Field(
+        description="`too_small`: the face is under LINEUP_MIN_FACE_SIZE, so it was never "
+        "compared with the gallery and has no candidates."
+    )
+    detail: str | None = Field(default=None, description="Why the face is `too_small`.")
     candidates: list[Candidate]
 
 

@@ -3,9 +3,10 @@
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import GalleryDep
-from app.api.errors import error_responses
+from app.api.errors import error_responses, router_errors
+from app.api.params import FaceId
 
-router = APIRouter(prefix="/faces", tags=["faces"])
+router = APIRouter(prefix="/faces", tags=["faces"], responses=router_errors(503))
 
 
 @router.get(
@@ -13,12 +14,12 @@ router = APIRouter(prefix="/faces", tags=["faces"])
     response_class=Response,
     responses={**error_responses(404), 200: {"content": {"image/jpeg": {}}}},
 )
-def face_chip(face_id: int, gallery: GalleryDep) -> Response:
+def face_chip(face_id: FaceId, gallery: GalleryDep) -> Response:
     """The aligned face crop the model saw, as JPEG."""
     return Response(content=gallery.chip_jpeg(face_id), media_type="image/jpeg")
 
 
 @router.delete("/{face_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
-def delete_face(face_id: int, gallery: GalleryDep) -> Response:
+def delete_face(face_id: FaceId, gallery: GalleryDep) -> Response:
     gallery.delete_face(face_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,9 +4,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import GalleryDep
+from app.api.errors import error_responses, router_errors
 from app.schemas import Stats
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=router_errors())
 
 
 @router.get("/health/live")
@@ -15,7 +16,7 @@ def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=error_responses(503))
 def ready(request: Request) -> JSONResponse:
     """Ready once the model and the index are loaded (503 until then)."""
     if getattr(request.app.state, "gallery", None) is None:
@@ -26,7 +27,7 @@ def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/stats")
+@router.get("/stats", responses=error_responses(503))
 def stats(gallery: GalleryDep) -> Stats:
     """Counts, the active model version and the index size."""
     return gallery.stats()

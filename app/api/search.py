@@ -2,14 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from app.api.deps import GalleryDep, SettingsDep
-from app.api.errors import BadRequest, error_responses
+from app.api.errors import BadRequest, error_responses, router_errors
+from app.api.params import FaceIdField
 from app.api.uploads import read_limited
 from app.schemas import ProbeResult, VerifyResult
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], responses=router_errors(503))
 IMAGE_ERRORS = error_responses(400, 413, 415, 422)
 Threshold = Annotated[
     float | None,
@@ -33,14 +34,14 @@ def probe(
     return gallery.probe(data, k=k or settings.default_k, threshold=threshold)
 
 
-@router.post("/verify", responses={**IMAGE_ERRORS, **error_responses(404)})
+@router.post("/verify", responses={**IMAGE_ERRORS, **error_responses(404, 409)})
 def verify(
     gallery: GalleryDep,
     settings: SettingsDep,
     first: Annotated[UploadFile | None, File(description="First photo.")] = None,
     second: Annotated[UploadFile | None, File(description="Second photo.")] = None,
-    first_face_id: Annotated[int | None, Form()] = None,
-    second_face_id: Annotated[int | None, Form()] = None,
+    first_face_id: FaceIdField = None,
+    second_face_id: FaceIdField = None,
     threshold: Threshold = None,
 ) -> VerifyResult:
     """Similarity of two faces: two photos (largest face of each) or two enrolled face ids."""

@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Response, UploadFile, status
 
 from app.api.deps import GalleryDep, SettingsDep
-from app.api.errors import error_responses
+from app.api.errors import error_responses, router_errors
+from app.api.params import Limit, Offset, SubjectId
 from app.api.uploads import read_at_most
 from app.gallery.enroll import Upload
 from app.schemas import (
@@ -17,10 +18,10 @@ from app.schemas import (
     SubjectUpdate,
 )
 
-router = APIRouter(prefix="/subjects", tags=["subjects"])
+router = APIRouter(prefix="/subjects", tags=["subjects"], responses=router_errors(503))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409, 422))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 def create_subject(request: SubjectCreate, gallery: GalleryDep) -> SubjectOut:
     """Add a person to the gallery (photos are enrolled separately)."""
     return gallery.create_subject(request)
@@ -30,20 +31,22 @@ def create_subject(request: SubjectCreate, gallery: GalleryDep) -> SubjectOut:
 def list_subjects(
     gallery: GalleryDep,
     q: Annotated[str | None, Query(description="Part of the name, or the external id.")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> SubjectPage:
     """Subjects in creation order, optionally filtered."""
     return gallery.list_subjects(query=q, offset=offset, limit=limit)
 
 
 @router.get("/{subject_id}", responses=error_responses(404))
-def get_subject(subject_id: int, gallery: GalleryDep) -> SubjectOut:
+def get_subject(subject_id: SubjectId, gallery: GalleryDep) -> SubjectOut:
     return gallery.get_subject(subject_id)
 
 
-@router.patch("/{subject_id}", responses=error_responses(404, 409, 422))
-def update_subject(subject_id: int, changes: SubjectUpdate, gallery: GalleryDep) -> SubjectOut:
+@router.patch("/{subject_id}", responses=error_responses(404, 409))
+def update_subject(
+    subject_id: SubjectId, changes: SubjectUpdate, gallery: GalleryDep
+) -> SubjectOut:
     """Change only the fields sent."""
     return gallery.update_subject(subject_id, changes)
 
@@ -51,15 +54,15 @@ def update_subject(subject_id: int, changes: SubjectUpdate, gallery: GalleryDep)
 @router.delete(
     "/{subject_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
-def delete_subject(subject_id: int, gallery: GalleryDep) -> Response:
+def delete_subject(subject_id: SubjectId, gallery: GalleryDep) -> Response:
     """Delete the subject with its photos, faces, embeddings, files and index entries."""
     gallery.delete_subject(subject_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{subject_id}/photos", responses=error_responses(404))
+@router.post("/{subject_id}/photos", responses=error_responses(400, 404, 409))
 def enroll_photos(
-    subject_id: int,
+    subject_id: SubjectId,
     gallery: GalleryDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="One or several photos.")],
@@ -82,5 +85,5 @@ def enroll_photos(
 
 
 @router.get("/{subject_id}/faces", responses=error_responses(404))
-def list_faces(subject_id: int, gallery: GalleryDep) -> list[FaceOut]:
+def list_faces(subject_id: SubjectId, gallery: GalleryDep) -> list[FaceOut]:
     return gallery.list_faces(subject_id)

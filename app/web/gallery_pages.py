@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.api.deps import GalleryDep
+from app.api.params import Canonical, SubjectId, last_page
 from app.gallery.errors import SubjectNotFound
 from app.schemas import SubjectOut
 from app.web.templating import render
@@ -38,7 +39,7 @@ def gallery_page(
     request: Request,
     gallery: GalleryDep,
     q: Annotated[str | None, Query(max_length=255)] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=last_page(PAGE_SIZE)), Canonical] = 1,
 ) -> HTMLResponse:
     """One page of subjects, filtered by part of the name or the exact external id."""
     query = (q or "").strip() or None
@@ -62,7 +63,7 @@ def gallery_page(
 
 
 @router.get("/gallery/{subject_id}", response_class=HTMLResponse)
-def subject_page(request: Request, subject_id: int, gallery: GalleryDep) -> HTMLResponse:
+def subject_page(request: Request, subject_id: SubjectId, gallery: GalleryDep) -> HTMLResponse:
     """A subject's metadata and every enrolled face chip, each with a delete button."""
     try:
         subject = gallery.get_subject(subject_id)
