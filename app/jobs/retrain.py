@@ -1,12 +1,13 @@
 """Retraining: fine-tune a new model on a photo tree or on the gallery, as a background job.
 
 `check_retrain` refuses, when the job is submitted, what could only fail later:
-a name already taken, a folder that is not there, too few identities for the
-batches asked for. `run_retrain` builds the chips, trains into
-`<models_dir>/<name>/` and reports the fraction of all batches done. The new
-model changes nothing by itself: a reindex to it (`{"backbone": name}`) is what
-puts it in service. A retrain that fails or is cancelled removes its folder,
-so the name can be used again.
+a name already taken, a folder or split file outside the training root or not
+there (see `app.jobs.training_sets`), too few identities for the batches asked
+for; it answers the request as it will run, its paths resolved. `run_retrain`
+checks again, builds the chips, trains into `<models_dir>/<name>/` and reports
+the fraction of all batches done. The new model changes nothing by itself: a
+reindex to it (`{"backbone": name}`) is what puts it in service. A retrain that
+fails or is cancelled removes its folder, so the name can be used again.
 """
 
 import logging
@@ -24,6 +25,7 @@ from app.jobs.training_data import (
     gallery_chips,
     gallery_identities,
 )
+from app.jobs.training_sets import confine_dataset
 from app.training.chips import ChipSet
 from app.training.train_run import calibration_count, hold_out, train_and_calibrate
 from app.training.trainer import TrainProgress
@@ -35,8 +37,9 @@ log = logging.getLogger(__name__)
 MIN_IDENTITIES = 2
 
 
-def check_retrain(context: JobContext, request: RetrainRequest) -> int:
-    """The number of identities the request would train on; `RetrainRefused` if it cannot run."""
+def check_retrain(context: JobContext, request: RetrainRequest) -> RetrainRequest:
+    """The request as it will run, a folder dataset's paths resolved inside the training
+    root; `RetrainRefused` if it cannot run."""
     directory = context.settings.models_dir / request.name
     if directory.exists():
         raise RetrainRefused(
@@ -44,6 +47,8 @@ def check_retrain(context: JobContext, request: RetrainRequest) -> int:
         )
     dataset = request.dataset
     if isinstance(dataset, FolderDataset):
+        dataset = confine_dataset(dataset, root=context.settings.resolved_training_root)
+        request = request.model_copy(update={"dataset": dataset})
         count = _folder_identity_count(dataset)
     else:
         count = gallery_identities(context.gallery.context, dataset)
@@ -59,26 +64,25 @@ def check_retrain(context: JobContext, request: RetrainRequest) -> int:
             f"{trainable} identities to train on ({count - trainable} of {count} are held "
             "out to calibrate the threshold)"
         )
-    return count
+    return request
 
 
 def _folder_identity_count(dataset: FolderDataset) -> int:
-    if not dataset.path.is_dir():
-        raise RetrainRefused(f"dataset folder {dataset.path} does not exist on the server")
-    if dataset.split is not None and not dataset.split.is_file():
-        raise RetrainRefused(f"split file {dataset.split} does not exist on the server")
+    """How many identities of a confined folder dataset would be trained on."""
     try:
         return len(folder_identities(dataset))
-    except ValueError as error:  # the split has no such part
-        raise RetrainRefused(str(error)) from error
+    except OSError as error:  # an unreadable folder; the split's own refusals pass through
+        raise RetrainRefused(
+            f"dataset folder {dataset.path} cannot be read ({error.strerror})"
+        ) from error
 
 
 def run_retrain(
     context: JobContext, parameters: dict[str, Any], progress: Progress, cancelled: Cancelled
 ) -> dict[str, Any]:
     """Train the requested model into its new folder; what it made, as JSON."""
-    request = RetrainRequest.model_validate(parameters)
-    check_retrain(context, request)
+    # Checked again: the tree may have changed, or a link in it moved, since it was queued.
+    request = check_retrain(context, RetrainRequest.model_validate(parameters))
     directory = context.settings.models_dir / request.name
     snapshot = context.settings.data_dir / "training" / f"{request.name}-gallery-chips"
     try:

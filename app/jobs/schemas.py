@@ -59,13 +59,24 @@ class ReindexRequest(BaseModel):
 
 
 class FolderDataset(BaseModel):
-    """A photo tree on the server, one sub-folder per identity (optionally one part of a split)."""
+    """A photo tree on the server, one sub-folder per identity (optionally one part of a split).
+
+    Both paths must lie inside the training root (LINEUP_TRAINING_ROOT); relative
+    ones are taken from it (see `app.jobs.training_sets`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["folder"]
-    path: Path = Field(description="Server-side folder; one sub-folder per identity.")
-    split: Path | None = Field(default=None, description="Identity split JSON, e.g. celeba's.")
+    path: Path = Field(
+        description="A training set inside the training root (LINEUP_TRAINING_ROOT), relative "
+        "to it or absolute; one sub-folder per identity."
+    )
+    split: Path | None = Field(
+        default=None,
+        description="Identity split JSON inside the training root, e.g. celeba's; relative "
+        "to the root or absolute.",
+    )
     part: str = Field(default="train", description="Which identities of the split.")
 
 

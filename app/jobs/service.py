@@ -1,7 +1,7 @@
 """The jobs of one running app: its store for the admin API, its worker for the work.
 
 At start-up, jobs that a previous process left queued or running are marked
-failed ("interrupted by a restart", see `JobStore.fail_interrupted`) before
+failed ("interrupted by a restart", see `JobStore.fail_abandoned`) before
 the worker starts, so the worker never picks up work from a dead process.
 """
 
@@ -57,7 +57,7 @@ def start_jobs(
 ) -> JobService:
     """Fail what a previous process left unfinished, then start this app's one worker."""
     store = JobStore(sessions)
-    interrupted = store.fail_interrupted()
+    interrupted = store.fail_abandoned()
     if interrupted:
         log.warning("jobs %s were interrupted by a restart and are marked failed", interrupted)
     worker = JobWorker(

@@ -4,12 +4,14 @@ A job goes queued → running → succeeded | failed | cancelled, and a finished
 job never changes again. A reindex replaces the model the gallery searches
 with, and a retrain makes the models a reindex switches to (and needs the
 machine to itself), so at most one job of any kind is queued or running at a
-time; creating a second one is a `JobConflict`. The check and the insert happen
-under one lock, which holds for the one app process that owns the worker.
+time; creating a second one is a `JobConflict`. Several processes (workers,
+replicas) run job workers over one database, so the check and the insert, and
+every claim, happen under the gallery's database-wide lock, and each job
+records the process that queued or runs it (`app.gallery.owners`).
 """
 
-import threading
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import select, update
@@ -18,12 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.engine import session_scope
 from app.db.tables import Job
 from app.db.types import utc_now
+from app.gallery.changes import lock_gallery
 from app.gallery.errors import JobConflict, JobFinished, JobNotFound
+from app.gallery.owners import is_dead, this_process
 from app.jobs.schemas import JobOut, JobStatus
 
 ACTIVE: Final = ("queued", "running")
 FINISHED: Final = ("succeeded", "failed", "cancelled")
 INTERRUPTED: Final = "interrupted by a restart"
+# A job whose process runs on another machine is taken for abandoned once it has
+# not been heard of for this long; running jobs beat every `HEARTBEAT` (see the worker).
+HEARTBEAT: Final = timedelta(seconds=30)
+ABANDONED_AFTER: Final = timedelta(minutes=5)
 
 
 class JobStore:
@@ -31,11 +39,11 @@ class JobStore:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self._lock = threading.Lock()
 
     def create(self, kind: str, parameters: Mapping[str, Any]) -> JobOut:
         """Queue a job; `JobConflict` if another one is queued or running."""
-        with self._lock, session_scope(self._sessions) as session:
+        with session_scope(self._sessions) as session:
+            lock_gallery(session)
             active = session.scalars(
                 select(Job).where(Job.status.in_(ACTIVE)).order_by(Job.id).limit(1)
             ).first()
@@ -44,7 +52,13 @@ class JobStore:
                     f"job {active.id} ({active.kind}) is {active.status}; "
                     "wait for it to finish or cancel it"
                 )
-            job = Job(kind=kind, status="queued", parameters=dict(parameters), message="queued")
+            job = Job(
+                kind=kind,
+                status="queued",
+                parameters=dict(parameters),
+                message="queued",
+                owner=this_process(),
+            )
             session.add(job)
             session.flush()
             return JobOut.model_validate(job)
@@ -61,7 +75,8 @@ class JobStore:
 
     def claim_next(self) -> JobOut | None:
         """Mark the oldest queued job running and return it, or None if none is queued."""
-        with self._lock, session_scope(self._sessions) as session:
+        with session_scope(self._sessions) as session:
+            lock_gallery(session)  # two workers never claim one job
             job = session.scalars(
                 select(Job).where(Job.status == "queued").order_by(Job.id).limit(1)
             ).first()
@@ -69,7 +84,7 @@ class JobStore:
                 return None
             now = utc_now()
             job.status, job.started_at, job.heartbeat_at = "running", now, now
-            job.message = "started"
+            job.message, job.owner = "started", this_process()
             session.flush()
             return JobOut.model_validate(job)
 
@@ -98,7 +113,7 @@ class JobStore:
         """End a job with its outcome; a job that succeeded has progress 1."""
         if status not in FINISHED:
             raise ValueError(f"{status!r} is not a final status")
-        with self._lock, session_scope(self._sessions) as session:
+        with session_scope(self._sessions) as session:
             job = _require(session, job_id)
             now = utc_now()
             job.status, job.finished_at, job.heartbeat_at = status, now, now
@@ -113,7 +128,8 @@ class JobStore:
 
         `JobFinished` if the job has already ended.
         """
-        with self._lock, session_scope(self._sessions) as session:
+        with session_scope(self._sessions) as session:
+            lock_gallery(session)  # not between a worker's claim and its first report
             job = _require(session, job_id)
             if job.status in FINISHED:
                 raise JobFinished(f"job {job_id} has already {job.status}; nothing to cancel")
@@ -126,20 +142,25 @@ class JobStore:
             session.flush()
             return JobOut.model_validate(job)
 
-    def fail_interrupted(self) -> list[int]:
-        """Mark every queued or running job failed, "interrupted by a restart"; return their ids.
+    def fail_abandoned(self) -> list[int]:
+        """Mark failed, "interrupted by a restart", every queued or running job whose
+        process is gone; return their ids.
 
-        Called at start-up, before the worker runs: a running job's process is
-        gone, and its half-done work was never switched in, so failing it is
-        the truth. Queued jobs are failed too rather than resumed: they were
-        asked for under the previous process's settings, and heavy work that
-        starts by itself after a crash surprises an operator; re-submitting
-        is one request.
+        A job's process is gone when it ran on this machine and has exited (a
+        restart, a kill), when it is unknown (rows from before jobs named their
+        process), or when it runs elsewhere and has not been heard of for
+        `ABANDONED_AFTER`. Its half-done work was never switched in, so failing it
+        is the truth. Queued jobs of a gone process are failed too rather than run:
+        they were asked for under that process's settings, and heavy work that
+        starts by itself after a crash surprises an operator; re-submitting is one
+        request. A live process's jobs are left to it.
         """
-        with self._lock, session_scope(self._sessions) as session:
-            ids = list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE))))
+        with session_scope(self._sessions) as session:
+            lock_gallery(session)
+            now = utc_now()
+            active = session.scalars(select(Job).where(Job.status.in_(ACTIVE)))
+            ids = [job.id for job in active if _abandoned(job, now)]
             if ids:
-                now = utc_now()
                 session.execute(
                     update(Job)
                     .where(Job.id.in_(ids))
@@ -156,6 +177,12 @@ class JobStore:
                 .where(Job.id == job_id, Job.status == "running")
                 .values(heartbeat_at=utc_now(), **values)
             )
+
+
+def _abandoned(job: Job, now: datetime) -> bool:
+    if job.owner is None or is_dead(job.owner):
+        return True
+    return now - (job.heartbeat_at or job.created_at) > ABANDONED_AFTER
 
 
 def _require(session: Session, job_id: int) -> Job:

@@ -25,8 +25,9 @@ from app.db.tables import Embedding, Face, ModelVersion, Photo
 from app.gallery.context import GalleryContext
 from app.gallery.errors import OperationCancelled
 from app.jobs.schemas import FolderDataset, GalleryDataset
+from app.jobs.training_sets import split_identities
 from app.training.chips import ChipCache, ChipRecord, ChipSet, tree_cache_dir
-from app.training.face_tree import chosen_identities, labelled_photos
+from app.training.face_tree import identities, labelled_photos
 from app.vision.alignment import estimate_similarity
 from app.vision.alignment_template import DLIB_150
 
@@ -49,8 +50,14 @@ class _GalleryFace:
 
 
 def folder_identities(dataset: FolderDataset) -> list[str]:
-    """The identities a folder dataset trains on: the split's part, or every sub-folder."""
-    return chosen_identities(dataset.path, dataset.split, dataset.part)
+    """The identities a folder dataset trains on: those of the split's part that have a
+    folder, or every sub-folder. The split is read by `split_identities`, whose refusals
+    never quote the file."""
+    present = identities(dataset.path)
+    if dataset.split is None:
+        return present
+    found = set(present)
+    return [name for name in split_identities(dataset.split, dataset.part) if name in found]
 
 
 def folder_chips(
@@ -65,7 +72,7 @@ def folder_chips(
     cache = ChipCache(
         root=dataset.path,
         cache_dir=tree_cache_dir(cache_root, dataset.path),
-        detector=context.runtime.embedder.detector,
+        detector=context.runtime().embedder.detector,
     )
 
     def progress(done: int, total: int) -> None:

@@ -1,23 +1,30 @@
 """The one thread per app that runs queued jobs, oldest first, one at a time.
 
 Jobs replace the model under a live gallery, so they run outside the request
-path and never two at once. The runner reports progress through the store
-(each report is also a heartbeat) and is asked between steps whether to stop:
-because its job was cancelled, or because the app is shutting down.
+path and never two at once (in any process: the store claims under the
+database's lock). The runner reports progress through the store and is asked
+between steps whether to stop: because its job was cancelled, or because the
+app is shutting down. A heartbeat goes on beside it through long steps, so
+other processes can tell a slow job from one whose process died; and now and
+then the worker fails jobs whose process is gone (a replica on another machine).
 """
 
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from app.gallery.errors import OperationCancelled
 from app.jobs.runners import JobContext, JobRunner
 from app.jobs.schemas import JobOut
-from app.jobs.store import JobStore
+from app.jobs.store import HEARTBEAT, JobStore
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN = "interrupted by a shutdown"
+# How often an idle worker looks for jobs that other, dead processes left.
+_ABANDONED_CHECK_S = 60.0
 
 
 class JobWorker:
@@ -60,9 +67,14 @@ class JobWorker:
             log.warning("the job worker did not stop within %.0f s", timeout)
 
     def _run_forever(self) -> None:
+        checked = time.monotonic()
         while not self._stopping.is_set():
             self._wake.clear()  # before looking, so a wake-up during the look is not lost
             try:
+                if time.monotonic() - checked > _ABANDONED_CHECK_S:
+                    checked = time.monotonic()
+                    if failed := self._store.fail_abandoned():
+                        log.warning("jobs %s were abandoned by their processes", failed)
                 job = self._store.claim_next()
                 if job is not None:
                     self._run(job)
@@ -79,12 +91,13 @@ class JobWorker:
             return
         log.info("job %d (%s) started", job.id, job.kind)
         try:
-            result = runner(
-                self._context,
-                job.parameters,
-                lambda fraction, message: self._store.report(job.id, fraction, message),
-                lambda: self._should_stop(job.id),
-            )
+            with self._beating(job.id):
+                result = runner(
+                    self._context,
+                    job.parameters,
+                    lambda fraction, message: self._store.report(job.id, fraction, message),
+                    lambda: self._should_stop(job.id),
+                )
         except OperationCancelled:
             self._end_cancelled(job)
         except Exception as error:
@@ -94,6 +107,26 @@ class JobWorker:
         else:
             self._store.finish(job.id, status="succeeded", message="done", result=result)
             log.info("job %d (%s) succeeded", job.id, job.kind)
+
+    @contextmanager
+    def _beating(self, job_id: int) -> Iterator[None]:
+        """Touch the job's heartbeat every `HEARTBEAT` while the block runs."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(HEARTBEAT.total_seconds()):
+                try:
+                    self._store.heartbeat(job_id)
+                except Exception:
+                    log.exception("job %d: the heartbeat could not be written", job_id)
+
+        beater = threading.Thread(target=beat, name=f"lineup-job-{job_id}-heartbeat", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beater.join()
 
     def _should_stop(self, job_id: int) -> bool:
         """The runner's question between steps; answering it is a heartbeat too."""

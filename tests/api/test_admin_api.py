@@ -22,15 +22,18 @@ from facenet_pytorch import InceptionResnetV1
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.composition import open_lineup
 from app.config import Settings
 from app.db.engine import create_engine_for, make_session_factory, session_scope
 from app.db.tables import Embedding, Job, ModelVersion
 from app.gallery.context import GalleryContext
+from app.gallery.enroll import Upload
 from app.gallery.errors import OperationCancelled
 from app.gallery.probe import version_view
 from app.gallery.reindex import ReindexRefused, reindex
 from app.jobs.store import INTERRUPTED
 from app.main import create_app
+from app.schemas import SubjectCreate
 from app.vision.backbones.dlib_backbone import default_weights_path
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
@@ -231,17 +234,21 @@ def test_a_reindex_job_runs_through_the_api_and_back(
             client, faces_dir, PEOPLE[1], (1,)
         )
         old = client.get("/stats").json()["model_version"]
+        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
 
-        submitted = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
-        assert submitted.status_code == 202
-        job = submitted.json()
-        assert (job["kind"], job["status"], job["parameters"]) == (
-            "reindex",
-            "queued",
-            {"backbone": "facenet-vggface2"},
-        )
-        conflict = client.post("/admin/reindex", json={"backbone": "dlib-resnet"})
-        assert conflict.status_code == 409 and conflict.json()["code"] == "job_conflict"
+        # While the test holds the follower's lock the job cannot switch (its last step),
+        # so it is surely still queued or running when the second request comes.
+        with context.follower.switching():
+            submitted = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
+            assert submitted.status_code == 202
+            job = submitted.json()
+            assert (job["kind"], job["status"], job["parameters"]) == (
+                "reindex",
+                "queued",
+                {"backbone": "facenet-vggface2"},
+            )
+            conflict = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
+            assert conflict.status_code == 409 and conflict.json()["code"] == "job_conflict"
 
         done = wait_for_job(client, job["id"])
         assert (done["status"], done["progress"], done["error"]) == ("succeeded", 1.0, None)
@@ -251,6 +258,9 @@ def test_a_reindex_job_runs_through_the_api_and_back(
         assert new["backbone"] == "facenet-vggface2"
         finished = client.post(f"/admin/jobs/{job['id']}/cancel")
         assert finished.status_code == 409 and finished.json()["code"] == "job_finished"
+        # The model in service now, not LINEUP_BACKBONE, is what a reindex cannot go to.
+        again = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
+        assert again.status_code == 409 and again.json()["code"] == "reindex_refused"
 
         # Back to dlib: its chips were cut for its own template, so none is re-aligned.
         back = client.post("/admin/reindex", json={"backbone": "dlib-resnet"}).json()
@@ -293,32 +303,60 @@ def test_bad_reindex_requests_are_refused(
         assert client.get("/admin/jobs").json() == []
 
 
-def test_cancelling_a_reindex_leaves_the_old_model_in_place(
-    open_client: Callable[..., Any], tmp_path: Path, faces_dir: Path, facenet_weights: Path
+@pytest.mark.timeout(300)  # the lock held below must never turn a failure into a hang
+def test_cancelling_a_running_reindex_leaves_the_old_model_in_place(
+    open_client: Callable[..., Any],
+    tmp_path: Path,
+    faces_dir: Path,
+    facenet_weights: Path,
+    embedder: FaceEmbedder,
 ) -> None:
+    """The cancel is made to land before the job's first check, every time: another
+    process enrolls a face, so the job's first look at the model must catch up with
+    that change, under the follower's lock, which the test holds until it has cancelled."""
     settings = {"match_threshold": THRESHOLD, "facenet_vggface2_weights": facenet_weights}
     with open_client(tmp_path / "data", **settings) as client:
         faces = enroll(client, faces_dir, PEOPLE[0], (1, 2))
         old = client.get("/stats").json()["model_version"]
-        job = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"}).json()
-        cancelling = client.post(f"/admin/jobs/{job['id']}/cancel")
-        assert cancelling.status_code == 202 and cancelling.json()["cancel_requested"]
+        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        other = open_lineup(client.app.state.settings, embedder=embedder)  # type: ignore[attr-defined]
+        try:
+            path = photo(faces_dir, PEOPLE[1], 1)
+            subject = other.gallery.create_subject(SubjectCreate(display_name=PEOPLE[1])).id
+            uploads = [Upload(filename=path.name, data=path.read_bytes())]
+            assert other.gallery.enroll(subject, uploads, policy="largest").enrolled == 1
+        finally:
+            other.close()
+        jobs = client.app.state.jobs  # type: ignore[attr-defined]
+        with context.follower.switching():
+            # Submitted past the route, whose own look at the model would wait for this lock.
+            job = jobs.submit("reindex", {"backbone": "facenet-vggface2"})
+            deadline = time.monotonic() + 60
+            while client.get(f"/admin/jobs/{job.id}").json()["status"] == "queued":
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            cancelling = client.post(f"/admin/jobs/{job.id}/cancel")
+            assert cancelling.status_code == 202
+            assert (cancelling.json()["status"], cancelling.json()["cancel_requested"]) == (
+                "running",
+                True,
+            )
 
-        ended = wait_for_job(client, job["id"])
+        ended = wait_for_job(client, job.id)
         assert (ended["status"], ended["error"], ended["result"]) == ("cancelled", None, None)
         assert client.get("/stats").json()["model_version"] == old
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
         with session_scope(context.sessions) as session:
             assert set(session.scalars(select(Embedding.model_version_id))) == {old["id"]}
             others = session.scalars(select(ModelVersion).where(ModelVersion.id != old["id"]))
             keys = [f"{row.backbone}@{row.weights_hash}" for row in others]
+        assert len(keys) == 1  # it ran: registered its version, then stopped at a check
         assert not any(context.index_store.path_for(key).exists() for key in keys)
         best = central_face(probe(client, photo(faces_dir, PEOPLE[0], 1)))["candidates"][0]
         assert best["face_id"] == min(faces) and best["similarity"] > 0.99
 
 
 def test_jobs_cut_short_by_a_restart_are_failed(
-    open_client: Callable[..., Any], tmp_path: Path
+    open_client: Callable[..., Any], tmp_path: Path, facenet_weights: Path
 ) -> None:
     data_dir = tmp_path / "data"
     with open_client(data_dir, match_threshold=THRESHOLD):
@@ -330,28 +368,28 @@ def test_jobs_cut_short_by_a_restart_are_failed(
         )
     engine.dispose()
 
-    with open_client(data_dir, match_threshold=THRESHOLD) as client:
+    settings = {"match_threshold": THRESHOLD, "facenet_vggface2_weights": facenet_weights}
+    with open_client(data_dir, **settings) as client:
         jobs = client.get("/admin/jobs").json()
         assert [(j["status"], j["error"]) for j in jobs] == [("failed", INTERRUPTED)] * 2
-        # Nothing is left queued or running, so a new job is accepted (and refused by the
-        # worker: this model is already the active one).
-        job = client.post("/admin/reindex", json={"backbone": "dlib-resnet"}).json()
-        failed = wait_for_job(client, job["id"])
-        assert failed["status"] == "failed"
-        assert "already the active model version" in failed["error"]
+        # Nothing is left queued or running, so a new job is accepted, and it runs.
+        submitted = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
+        assert submitted.status_code == 202, submitted.json()
+        assert wait_for_job(client, submitted.json()["id"])["status"] == "succeeded"
 
 
 def test_a_running_job_blocks_new_ones_until_it_ends(
-    open_client: Callable[..., Any], tmp_path: Path
+    open_client: Callable[..., Any], tmp_path: Path, facenet_weights: Path
 ) -> None:
-    with open_client(tmp_path / "data", match_threshold=THRESHOLD) as client:
+    settings = {"match_threshold": THRESHOLD, "facenet_vggface2_weights": facenet_weights}
+    with open_client(tmp_path / "data", **settings) as client:
         context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
         with session_scope(context.sessions) as session:  # running, but in no worker's hands
             job = Job(kind="reindex", status="running", parameters={"backbone": "dlib-resnet"})
             session.add(job)
             session.flush()
             job_id = job.id
-        conflict = client.post("/admin/reindex", json={"backbone": "dlib-resnet"})
+        conflict = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
         assert conflict.status_code == 409 and conflict.json()["code"] == "job_conflict"
 
         asked = client.post(f"/admin/jobs/{job_id}/cancel")
@@ -361,7 +399,21 @@ def test_a_running_job_blocks_new_ones_until_it_ends(
         store.finish(job_id, status="cancelled", message="cancelled")
         again = client.post(f"/admin/jobs/{job_id}/cancel")
         assert again.status_code == 409 and again.json()["code"] == "job_finished"
-        assert client.post("/admin/reindex", json={"backbone": "dlib-resnet"}).status_code == 202
+        accepted = client.post("/admin/reindex", json={"backbone": "facenet-vggface2"})
+        assert accepted.status_code == 202, accepted.json()
+        assert wait_for_job(client, accepted.json()["id"])["status"] == "succeeded"
+
+
+def test_a_reindex_to_the_active_model_is_refused_at_once(
+    open_client: Callable[..., Any], tmp_path: Path
+) -> None:
+    with open_client(tmp_path / "data", match_threshold=THRESHOLD) as client:
+        assert client.get("/stats").json()["model_version"]["backbone"] == "dlib-resnet"
+        refused = client.post("/admin/reindex", json={"backbone": "dlib-resnet"})
+        assert refused.status_code == 409, refused.json()
+        assert refused.json()["code"] == "reindex_refused"
+        assert "dlib-resnet is already the active model" in refused.json()["detail"]
+        assert client.get("/admin/jobs").json() == []
 
 
 def test_a_reindex_cancelled_between_batches_switches_nothing(

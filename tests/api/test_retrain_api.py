@@ -3,7 +3,9 @@ reindex, kept across a restart; refusals, conflicts and cancellation.
 
 The runs are tiny on purpose (one epoch of two batches of four chips, most
 layers frozen): they check the wiring, not what training achieves. Every app
-here runs on a temporary models dir, never on the repository's `models/`.
+here runs on a temporary models dir, never on the repository's `models/`, and
+reads photo trees from the default training root (`data/training-sets`) unless
+a test points LINEUP_TRAINING_ROOT at the shared photos.
 """
 
 import json
@@ -47,15 +49,29 @@ TINY_RUN = {
 Answer = dict[str, Any]
 
 
-def settings_for(root: Path) -> Settings:
+def settings_for(root: Path, training_root: Path | None = None) -> Settings:
     return Settings(
-        data_dir=root / "data", models_dir=root / "models", device="cpu", match_threshold=THRESHOLD
+        data_dir=root / "data",
+        models_dir=root / "models",
+        training_root=training_root,
+        device="cpu",
+        match_threshold=THRESHOLD,
     )
 
 
+def training_sets(root: Path) -> Path:
+    """The default training root of the app `running(root)` starts, made."""
+    folder = root / "data" / "training-sets"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @contextmanager
-def running(root: Path, embedder: FaceEmbedder) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(root), embedder=embedder)) as client:
+def running(
+    root: Path, embedder: FaceEmbedder, *, training_root: Path | None = None
+) -> Iterator[TestClient]:
+    app = create_app(settings_for(root, training_root), embedder=embedder)
+    with TestClient(app) as client:
         yield client
 
 
@@ -270,7 +286,12 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
 @pytest.mark.parametrize(
     ("changes", "code", "says"),
     [
-        ({"dataset": {"kind": "folder", "path": "/no/such/tree"}}, "retrain_refused", "not exist"),
+        (
+            {"dataset": {"kind": "folder", "path": "/no/such/tree"}},
+            "retrain_refused",
+            "outside the training root",
+        ),
+        ({"dataset": {"kind": "folder", "path": "no-such-tree"}}, "retrain_refused", "not exist"),
         ({}, "retrain_refused", "has 0 identities"),
         ({"name": "dlib-resnet"}, "invalid_request", "built-in backbone"),
         ({"name": "../escape"}, "invalid_request", "name"),
@@ -287,6 +308,7 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
         ),
     ],
     ids=[
+        "folder outside",
         "no folder",
         "empty gallery",
         "built-in name",
@@ -303,6 +325,7 @@ def test_a_running_retrain_blocks_other_jobs_and_cancelling_it_leaves_no_model(
 def test_bad_retrain_requests_are_refused_at_once(
     tmp_path: Path, embedder: FaceEmbedder, changes: Answer, code: str, says: str
 ) -> None:
+    training_sets(tmp_path)
     with running(tmp_path, embedder) as client:
         body = {"name": "mine", "dataset": {"kind": "gallery"}, **changes}
         response = client.post("/admin/retrain", json=body)
@@ -315,7 +338,7 @@ def test_a_batch_wider_than_the_identities_left_after_calibration_is_refused_at_
     tmp_path: Path, embedder: FaceEmbedder
 ) -> None:
     """12 identities: 2 are held out to calibrate, so a batch of 12 identities cannot be made."""
-    tree = tmp_path / "tree"
+    tree = training_sets(tmp_path) / "tree"
     for number in range(12):
         (tree / f"person-{number:02d}").mkdir(parents=True)
     with running(tmp_path, embedder) as client:
@@ -329,7 +352,7 @@ def test_a_batch_wider_than_the_identities_left_after_calibration_is_refused_at_
 def test_a_retrain_on_a_photo_tree_and_its_refusals(
     tmp_path: Path, faces_dir: Path, embedder: FaceEmbedder
 ) -> None:
-    tree = tmp_path / "tree"
+    tree = training_sets(tmp_path) / "tree"
     for person in PEOPLE[:2]:
         (tree / person).mkdir(parents=True)
         for number in (1, 2):
@@ -351,8 +374,16 @@ def test_a_retrain_on_a_photo_tree_and_its_refusals(
         unknown = client.post("/admin/reindex", json={"backbone": "mine"})
         assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_backbone"
 
+        # Relative to the training root, with a split inside it: only the split's
+        # identities that have a folder count.
+        split = tree.parent / "split.json"
+        split.write_text(json.dumps({"train": [*PEOPLE[:2], "Nobody_Here"], "val": []}))
+        relative = {"kind": "folder", "path": "tree", "split": "split.json"}
         run = {**TINY_RUN, "batches_per_epoch": 1}
-        job = client.post("/admin/retrain", json={"name": "mine", "dataset": folder, **run})
+        job = client.post("/admin/retrain", json={"name": "mine", "dataset": relative, **run})
+        assert job.status_code == 202, job.json()
+        recorded = job.json()["parameters"]["dataset"]
+        assert (recorded["path"], recorded["split"]) == (str(tree.resolve()), str(split.resolve()))
         done = wait_for_job(client, job.json()["id"])
         assert done["status"] == "succeeded", done
         assert (done["result"]["identities"], done["result"]["photos"]) == (2, 4)
@@ -366,7 +397,7 @@ def test_a_retrain_on_ten_or_more_identities_calibrates_on_held_out_ones(
 ) -> None:
     """lfw_mini's 12 people: 10 train, 2 are held out and set the new model's threshold."""
     folder = {"kind": "folder", "path": str(faces_dir / "lfw_mini")}
-    with running(tmp_path, embedder) as client:
+    with running(tmp_path, embedder, training_root=faces_dir) as client:
         job = client.post("/admin/retrain", json={"name": "held", "dataset": folder, **TINY_RUN})
         done = wait_for_job(client, job.json()["id"])
     assert done["status"] == "succeeded", done
@@ -379,3 +410,70 @@ def test_a_retrain_on_ten_or_more_identities_calibrates_on_held_out_ones(
     data = json.loads(card)["training"]["data"]
     assert len(data["held_out_for_calibration"]) == 2
     assert data["description"] == str(faces_dir / "lfw_mini")
+
+
+def test_a_dataset_outside_the_training_root_is_refused_and_nothing_is_queued(
+    tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    root = training_sets(tmp_path)
+    outside = tmp_path / "outside"
+    for folder in (root / "tree", outside):
+        for person in ("a", "b", "c"):
+            (folder / person).mkdir(parents=True)
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"train": ["a", "b"], "password": ["hunter2"]}))
+    (root / "link").symlink_to(outside)
+    (root / "split-link.json").symlink_to(secret)
+    (root / "loop").symlink_to(root / "loop")
+    cases = [
+        ({"path": "."}, "is the training root itself"),
+        ({"path": ".."}, "outside the training root"),
+        ({"path": "tree/../.."}, "outside the training root"),
+        ({"path": str(outside)}, "outside the training root"),
+        ({"path": "link"}, "outside the training root"),
+        ({"path": "link/a"}, "outside the training root"),
+        ({"path": str(root / "link")}, "outside the training root"),
+        ({"path": "tree", "split": str(secret)}, "outside the training root"),
+        ({"path": "tree", "split": "split-link.json"}, "outside the training root"),
+        ({"path": "tree", "split": "../../secret.json"}, "outside the training root"),
+        ({"path": "loop"}, "cannot be resolved"),
+    ]
+    with running(tmp_path, embedder) as client:
+        for dataset, says in cases:
+            body = {"name": "mine", "dataset": {"kind": "folder", **dataset}}
+            refused = client.post("/admin/retrain", json=body)
+            assert refused.status_code == 422, (dataset, refused.json())
+            detail = refused.json()["detail"]
+            assert refused.json()["code"] == "retrain_refused" and says in detail, dataset
+            assert "hunter2" not in detail
+            if "link" in str(dataset):  # named as given, not by where the link points
+                assert str(outside) not in detail and str(secret) not in detail
+        assert client.get("/admin/jobs").json() == []
+
+
+def test_a_broken_split_file_is_refused_without_quoting_it(
+    tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    root = training_sets(tmp_path)
+    for person in ("a", "b", "c"):
+        (root / "tree" / person).mkdir(parents=True)
+    secret = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG"
+    splits: list[tuple[bytes, str]] = [
+        (f'{{\n  "train": ["a", "b"],\n  {secret}\n}}\n'.encode(), "(line 3)"),
+        (json.dumps({secret: ["a", "b"]}).encode(), "has no 'train' part"),
+        (json.dumps({"train": secret}).encode(), "is not a valid split file"),
+        (json.dumps([secret]).encode(), "is not a valid split file"),
+        (b"\xff\xfe" + secret.encode("utf-16-le"), "(not UTF-8 text)"),
+        (b"[" * 100_000 + secret.encode(), "is not a valid split file"),
+    ]
+    with running(tmp_path, embedder) as client:
+        for number, (content, says) in enumerate(splits):
+            (root / f"split-{number}.json").write_bytes(content)
+            dataset = {"kind": "folder", "path": "tree", "split": f"split-{number}.json"}
+            refused = client.post("/admin/retrain", json={"name": "mine", "dataset": dataset})
+            assert refused.status_code == 422, (number, refused.json())
+            detail = refused.json()["detail"]
+            assert refused.json()["code"] == "retrain_refused" and says in detail, detail
+            assert f"split-{number}.json" in detail
+            assert "AWS" not in detail and "wJalr" not in detail, detail
+        assert client.get("/admin/jobs").json() == []

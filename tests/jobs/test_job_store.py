@@ -122,10 +122,10 @@ def test_unfinished_jobs_are_failed_as_interrupted(
                 for status in ("running", "queued", "succeeded")
             ]
         )
-    assert sorted(store.fail_interrupted()) == [1, 2]
+    assert sorted(store.fail_abandoned()) == [1, 2]
     jobs = {job.id: job for job in store.list_jobs()}
     for job_id in (1, 2):
         assert (jobs[job_id].status, jobs[job_id].error) == ("failed", INTERRUPTED)
         assert jobs[job_id].finished_at is not None
     assert jobs[3].status == "succeeded" and jobs[3].error is None
-    assert store.fail_interrupted() == []
+    assert store.fail_abandoned() == []

@@ -25,12 +25,19 @@ Progress = Callable[[float, str], None]
 Cancelled = Callable[[], bool]
 
 
-def wait_for(store: JobStore, job_id: int, *statuses: str, timeout: float = 30.0) -> JobOut:
+def wait_until(
+    store: JobStore, job_id: int, condition: Callable[[JobOut], bool], timeout: float = 30.0
+) -> JobOut:
+    """The job as soon as `condition` holds for it; fails after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while (job := store.get(job_id)).status not in statuses:
-        assert time.monotonic() < deadline, f"job {job_id} still {job.status}"
+    while not condition(job := store.get(job_id)):
+        assert time.monotonic() < deadline, f"job {job_id} never got there: {job}"
         time.sleep(0.02)
     return job
+
+
+def wait_for(store: JobStore, job_id: int, *statuses: str) -> JobOut:
+    return wait_until(store, job_id, lambda job: job.status in statuses)
 
 
 @pytest.fixture
@@ -40,15 +47,24 @@ def runs() -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def runners(runs: list[tuple[int, str]]) -> dict[str, JobRunner]:
-    """One kind, "reindex", whose parameters say what to do: count, fail, or wait for a cancel."""
+def gate() -> threading.Event:
+    """What a "gated" run waits for before its first check."""
+    return threading.Event()
+
+
+@pytest.fixture
+def runners(runs: list[tuple[int, str]], gate: threading.Event) -> dict[str, JobRunner]:
+    """One kind, "reindex", whose parameters say what to do: count, fail, wait for a cancel,
+    or wait for the gate to open and then for a cancel."""
 
     def runner(
         _: Any, parameters: dict[str, Any], progress: Progress, cancelled: Cancelled
     ) -> dict[str, Any]:
         if parameters["do"] == "fail":
             raise RuntimeError("the disk is full")
-        if parameters["do"] == "wait":
+        if parameters["do"] in ("wait", "gated"):
+            if parameters["do"] == "gated":
+                assert gate.wait(timeout=30), "the test never opened the gate"
             while not cancelled():
                 progress(0.1, "waiting")
                 time.sleep(0.01)
@@ -106,10 +122,25 @@ def test_a_failing_runner_fails_its_job_with_the_reason(store: JobStore, worker:
 def test_a_cancelled_job_stops_at_its_next_check(store: JobStore, worker: JobWorker) -> None:
     worker.start()
     job = store.create("reindex", {"do": "wait"})
-    running = wait_for(store, job.id, "running")
-    assert store.request_cancel(running.id).cancel_requested
+    # Not merely "running": the job is claimed before the runner's first check, and a
+    # cancel landing in between stops it before it reports anything.
+    reporting = wait_until(store, job.id, lambda job: job.message == "waiting")
+    assert reporting.progress == pytest.approx(0.1)
+    assert store.request_cancel(reporting.id).cancel_requested
     cancelled = wait_for(store, job.id, "cancelled")
     assert cancelled.error is None and cancelled.progress == pytest.approx(0.1)
+
+
+def test_a_job_cancelled_before_its_first_check_stops_at_that_check(
+    store: JobStore, worker: JobWorker, gate: threading.Event
+) -> None:
+    worker.start()
+    job = store.create("reindex", {"do": "gated"})
+    running = wait_for(store, job.id, "running")  # claimed; the runner waits at the gate
+    assert store.request_cancel(running.id).message == "cancelling"
+    gate.set()
+    cancelled = wait_for(store, job.id, "cancelled")
+    assert (cancelled.error, cancelled.progress, cancelled.message) == (None, 0.0, "cancelled")
 
 
 def test_stopping_the_worker_interrupts_the_running_job(store: JobStore, worker: JobWorker) -> None:
