@@ -1,12 +1,16 @@
 """Jobs move queued → running → finished, one at a time, and never move back."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.engine import session_scope
 from app.db.tables import Job
+from app.db.types import utc_now
 from app.gallery.errors import JobConflict, JobFinished, JobNotFound
-from app.jobs.store import INTERRUPTED, JobStore
+from app.gallery.owners import this_process
+from app.jobs.store import ABANDONED_AFTER, INTERRUPTED, JobStore
 
 
 def test_a_job_goes_from_queued_to_running_to_succeeded(store: JobStore) -> None:
@@ -129,3 +133,30 @@ def test_unfinished_jobs_are_failed_as_interrupted(
         assert jobs[job_id].finished_at is not None
     assert jobs[3].status == "succeeded" and jobs[3].error is None
     assert store.fail_abandoned() == []
+
+
+def test_only_jobs_whose_process_is_gone_are_failed(
+    store: JobStore, sessions: sessionmaker[Session]
+) -> None:
+    """Several processes run workers over one database: a live process keeps its job."""
+    host = this_process().split(":")[0]
+    now = utc_now()
+    owners = {
+        "this process": (this_process(), now),
+        "a dead process here": (f"{host}:999999999:1", now),
+        "alive elsewhere": ("other-host:42:7", now),
+        "silent elsewhere": ("other-host:43:7", now - ABANDONED_AFTER - timedelta(seconds=1)),
+    }
+    with session_scope(sessions) as session:
+        session.add_all(
+            Job(
+                kind="reindex",
+                status="running",
+                parameters={"who": name},
+                owner=owner,
+                heartbeat_at=beat,
+            )
+            for name, (owner, beat) in owners.items()
+        )
+    failed = {store.get(job_id).parameters["who"] for job_id in store.fail_abandoned()}
+    assert failed == {"a dead process here", "silent elsewhere"}
