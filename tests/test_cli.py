@@ -281,3 +281,15 @@ def test_probe_on_a_fresh_directory_says_the_gallery_is_empty(
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert "no match" in result.stdout and "the gallery is empty" in result.stdout
+
+
+def test_enroll_refuses_a_tree_whose_folder_names_cannot_be_subjects(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    for name in ("Emma_Watson", "tab\there", " spaced"):
+        (tree / name).mkdir(parents=True)
+    result = invoke(["enroll", str(tree)], data_dir=tmp_path / "data")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "Traceback" not in result.output
+    assert "'tab\\there'" in result.stderr and "' spaced'" in result.stderr
+    assert "Emma_Watson" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was opened

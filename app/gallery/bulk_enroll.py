@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.db.engine import session_scope
@@ -100,7 +101,24 @@ def find_subject_folders(root: Path) -> list[SubjectFolder]:
             f"folder names are external ids of at most {MAX_EXTERNAL_ID} characters: "
             + ", ".join(name[:40] + "…" for name in too_long)
         )
+    unusable = [f.external_id for f in folders if not _usable_as_subject(f)]
+    if unusable:
+        raise BadTree(
+            "folder names become external ids and names, which must be plain text "
+            "(no control characters, no surrounding spaces, valid UTF-8): "
+            + ", ".join(ascii(name) for name in unusable)
+        )
     return folders
+
+
+def _usable_as_subject(folder: SubjectFolder) -> bool:
+    """Whether the API would take the folder's subject, checked before any photo is read."""
+    try:
+        SubjectCreate(display_name=folder.display_name, external_id=folder.external_id)
+        folder.external_id.encode("utf-8")
+    except (ValidationError, UnicodeEncodeError):
+        return False
+    return True
 
 
 def _photos_in(folder: Path) -> list[Path]:
