@@ -18,7 +18,6 @@ from app.db.engine import create_engine_for, make_session_factory
 from app.db.migrate import upgrade_database
 from app.gallery.service import Gallery
 from app.gallery.startup import open_gallery
-from app.gallery.sweep import sweep
 from app.jobs.service import JobService, start_jobs
 from app.vision.backbones.registry import create_backbone
 from app.vision.detection import FaceDetector, MtcnnDetector
@@ -70,7 +69,7 @@ def open_lineup(
             embedder=embedder,
             recover_with=recover_with,
         )
-        sweep(gallery.context)
+        gallery.sweep()
         jobs = start_jobs(gallery, settings, sessions=sessions) if with_jobs else None
     except BaseException:
         engine.dispose()
@@ -86,9 +85,11 @@ def open_database(settings: Settings) -> Engine:
 
 
 def build_detector(settings: Settings) -> FaceDetector:
-    """MTCNN on the configured device, with the configured smallest face."""
+    """MTCNN on the configured device, with the configured smallest face and working size."""
     return MtcnnDetector(
-        device=resolve_device(settings.device), min_face_size=settings.min_face_size
+        device=resolve_device(settings.device),
+        min_face_size=settings.min_face_size,
+        max_side=settings.detection_max_side,
     )
 
 

@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import select
 
-from app.db.engine import session_scope
-from app.db.tables import Photo, Subject
 from app.gallery.enroll import FacePolicy, Upload
 from app.gallery.service import Gallery
 from app.schemas import PhotoOutcome, SubjectCreate
@@ -157,8 +154,7 @@ def enroll_tree(
 def _subject_for(
     gallery: Gallery, folder: SubjectFolder, *, create: bool, tally: EnrollmentTally
 ) -> int | None:
-    with session_scope(gallery.context.sessions) as session:
-        found = session.scalar(select(Subject.id).where(Subject.external_id == folder.external_id))
+    found = gallery.subject_id_for(folder.external_id)
     if found is not None:
         return found
     if not create:
@@ -190,8 +186,7 @@ def _enroll_folder(
 
 
 def _enrolled_hashes(gallery: Gallery, subject_id: int) -> set[str]:
-    with session_scope(gallery.context.sessions) as session:
-        return set(session.scalars(select(Photo.sha256).where(Photo.subject_id == subject_id)))
+    return gallery.photo_hashes(subject_id)
 
 
 def _enroll_photo(

@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 
 from app.db.engine import session_scope
-from app.db.tables import Face
+from app.db.tables import Face, Photo
 from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import FaceNotFound
@@ -41,6 +41,12 @@ def first_face_ids(context: GalleryContext, subject_ids: list[int]) -> dict[int,
             .group_by(Face.subject_id)
         )
         return {subject_id: face_id for subject_id, face_id in rows}
+
+
+def photo_hashes(context: GalleryContext, subject_id: int) -> set[str]:
+    """The SHA-256 of every photo enrolled for the subject."""
+    with session_scope(context.sessions) as session:
+        return set(session.scalars(select(Photo.sha256).where(Photo.subject_id == subject_id)))
 
 
 def chip_jpeg(context: GalleryContext, face_id: int) -> bytes:

@@ -8,12 +8,14 @@ from sqlalchemy import func, select
 
 from app.db.engine import session_scope
 from app.db.tables import Face, GalleryHead, Photo, Subject
-from app.gallery import enroll, faces, probe, reindex, subjects, verify
+from app.gallery import enroll, faces, probe, reindex, subjects, sweep, training_faces, verify
 from app.gallery.context import GalleryContext
 from app.gallery.enroll import FacePolicy, Upload
 from app.gallery.model_versions import ModelVersionInfo
 from app.gallery.probe import version_view
 from app.gallery.reindex import Cancelled, Progress, ReindexResult
+from app.gallery.sweep import SweepReport
+from app.gallery.training_faces import EnrolledFace
 from app.schemas import (
     EnrollmentResult,
     FaceOut,
@@ -34,12 +36,7 @@ class Gallery:
     """Subjects, their enrolled faces, and searches over them, for one model version at a time."""
 
     def __init__(self, context: GalleryContext) -> None:
-        self._context = context
-
-    @property
-    def context(self) -> GalleryContext:
-        """The gallery's state, for `app.gallery` and `app.jobs`' gallery readers only."""
-        return self._context
+        self._context = context  # private: every front door goes through the methods
 
     # Subjects
     def create_subject(self, request: SubjectCreate) -> SubjectOut:
@@ -130,7 +127,36 @@ class Gallery:
         """The face detector every model version shares (training data preparation uses it)."""
         return self._context.runtime().embedder.detector
 
+    # Training material
+    def enrolled_faces(self) -> list[EnrolledFace]:
+        """Every embedded face with the template its chip was cut for."""
+        return training_faces.enrolled_faces(self._context)
+
+    def subjects_with_chips(self, *, alignment: str, min_faces: int) -> int:
+        """How many subjects have `min_faces` or more chips cut for `alignment`."""
+        return training_faces.subjects_with_chips(
+            self._context, alignment=alignment, min_faces=min_faces
+        )
+
+    @property
+    def files_root(self) -> Path:
+        """The folder the paths of `enrolled_faces` are relative to."""
+        return self._context.files.root
+
+    # Bulk enrollment
+    def subject_id_for(self, external_id: str) -> int | None:
+        """The subject with this external id (letters' case aside), if there is one."""
+        return subjects.subject_id_for(self._context, external_id)
+
+    def photo_hashes(self, subject_id: int) -> set[str]:
+        """The SHA-256 of every photo enrolled for the subject."""
+        return faces.photo_hashes(self._context, subject_id)
+
     # Housekeeping
+    def sweep(self) -> SweepReport:
+        """Remove what a killed process left (see `app.gallery.sweep`)."""
+        return sweep.sweep(self._context)
+
     def stats(self) -> Stats:
         """Counts and index size as one snapshot: the counts, read in one statement with the
         change they are of, and the index as of that same change."""

@@ -88,6 +88,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def subject_id_for(context: GalleryContext, external_id: str) -> int | None:
+    """The id of the subject with `external_id`, letters' case aside."""
+    with session_scope(context.sessions) as session:
+        return session.scalar(
+            select(Subject.id).where(func.lower(Subject.external_id) == external_id.lower())
+        )
+
+
 def require_subject(session: Session, subject_id: int) -> Subject:
     subject = session.get(Subject, subject_id)
     if subject is None:

@@ -51,7 +51,7 @@ def check_retrain(context: JobContext, request: RetrainRequest) -> RetrainReques
         request = request.model_copy(update={"dataset": dataset})
         count = _folder_identity_count(dataset)
     else:
-        count = gallery_identities(context.gallery.context, dataset)
+        count = gallery_identities(context.gallery, dataset)
     where = _describe(request)
     if count < MIN_IDENTITIES:
         raise RetrainRefused(
@@ -108,15 +108,13 @@ def _chips(
     progress(0.0, "preparing chips")
     if isinstance(dataset, FolderDataset):
         return folder_chips(
-            context.gallery.context,
+            context.gallery,
             dataset,
             cache_root=context.settings.data_dir / "training" / "chip-cache",
             report=lambda message: progress(0.0, message),
             cancelled=cancelled,
         )
-    return gallery_chips(
-        context.gallery.context, dataset, snapshot_dir=snapshot, cancelled=cancelled
-    )
+    return gallery_chips(context.gallery, dataset, snapshot_dir=snapshot, cancelled=cancelled)
 
 
 def _train(

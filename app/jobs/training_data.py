@@ -13,17 +13,13 @@ model was active) are counted as skipped.
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVarTuple
 
 import numpy as np
-from sqlalchemy import Select, func, select
 
-from app.db.engine import session_scope
-from app.db.tables import Embedding, Face, ModelVersion, Photo
-from app.gallery.context import GalleryContext
 from app.gallery.errors import OperationCancelled
+from app.gallery.service import Gallery
+from app.gallery.training_faces import EnrolledFace
 from app.jobs.schemas import FolderDataset, GalleryDataset
 from app.jobs.training_sets import split_identities
 from app.training.chips import ChipCache, ChipRecord, ChipSet, tree_cache_dir
@@ -33,20 +29,6 @@ from app.vision.alignment_template import DLIB_150
 
 Cancelled = Callable[[], bool]
 Report = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class _GalleryFace:
-    """An enrolled face, with the template its chip was cut for (its first embedding's)."""
-
-    face_id: int
-    subject_id: int
-    photo_id: int
-    photo_path: str
-    chip_path: str
-    box_width: float
-    landmarks: list[list[float]]
-    alignment: str
 
 
 def folder_identities(dataset: FolderDataset) -> list[str]:
@@ -61,7 +43,7 @@ def folder_identities(dataset: FolderDataset) -> list[str]:
 
 
 def folder_chips(
-    context: GalleryContext,
+    gallery: Gallery,
     dataset: FolderDataset,
     *,
     cache_root: Path,
@@ -72,7 +54,7 @@ def folder_chips(
     cache = ChipCache(
         root=dataset.path,
         cache_dir=tree_cache_dir(cache_root, dataset.path),
-        detector=context.runtime().embedder.detector,
+        detector=gallery.detector,
     )
 
     def progress(done: int, total: int) -> None:
@@ -84,25 +66,18 @@ def folder_chips(
     return cache.build(photos, progress=progress)
 
 
-def gallery_identities(context: GalleryContext, dataset: GalleryDataset) -> int:
+def gallery_identities(gallery: Gallery, dataset: GalleryDataset) -> int:
     """How many subjects have at least `min_photos` faces with dlib-aligned chips."""
-    subjects = (
-        _with_chip_alignment(select(Face.subject_id))
-        .where(ModelVersion.alignment == DLIB_150.name)
-        .group_by(Face.subject_id)
-        .having(func.count(Face.id) >= dataset.min_photos)
-        .subquery()
-    )
-    with session_scope(context.sessions) as session:
-        return session.scalar(select(func.count()).select_from(subjects)) or 0
+    return gallery.subjects_with_chips(alignment=DLIB_150.name, min_faces=dataset.min_photos)
 
 
 def gallery_chips(
-    context: GalleryContext, dataset: GalleryDataset, *, snapshot_dir: Path, cancelled: Cancelled
+    gallery: Gallery, dataset: GalleryDataset, *, snapshot_dir: Path, cancelled: Cancelled
 ) -> ChipSet:
     """A snapshot of the chips of subjects with at least `min_photos` usable faces."""
     (snapshot_dir / "chips").mkdir(parents=True, exist_ok=True)
-    every = _gallery_faces(context)
+    every = gallery.enrolled_faces()
+    root = gallery.files_root
     rows = [face for face in every if face.alignment == DLIB_150.name]
     per_photo = Counter(row.photo_id for row in rows)
     by_subject: defaultdict[int, list[ChipRecord]] = defaultdict(list)
@@ -112,7 +87,7 @@ def gallery_chips(
             raise OperationCancelled("the retrain was cancelled")
         chip_file = f"chips/{row.face_id}.png"
         try:
-            shutil.copyfile(context.files.root / row.chip_path, snapshot_dir / chip_file)
+            shutil.copyfile(root / row.chip_path, snapshot_dir / chip_file)
         except FileNotFoundError:
             skipped["deleted_meanwhile"] += 1
             continue
@@ -124,52 +99,10 @@ def gallery_chips(
         else:
             skipped["subject_with_too_few_faces"] += len(found)
     skipped["chip_for_another_template"] += len(every) - len(rows)
-    return ChipSet(context.files.root, snapshot_dir, records, +skipped)
+    return ChipSet(root, snapshot_dir, records, +skipped)
 
 
-Columns = TypeVarTuple("Columns")
-
-
-def _with_chip_alignment(query: Select[*Columns]) -> Select[*Columns]:
-    """`query` over faces, joined to the model version whose template their chips were
-    cut for: the version active at enrollment, which wrote the face's first embedding.
-    Faces without an embedding drop out."""
-    first = (
-        select(Embedding.face_id, func.min(Embedding.id).label("embedding_id"))
-        .group_by(Embedding.face_id)
-        .subquery()
-    )
-    return (
-        query.join(first, first.c.face_id == Face.id)
-        .join(Embedding, Embedding.id == first.c.embedding_id)
-        .join(ModelVersion, ModelVersion.id == Embedding.model_version_id)
-    )
-
-
-def _gallery_faces(context: GalleryContext) -> list[_GalleryFace]:
-    """Every face that has an embedding, subject by subject, with its chip's alignment."""
-    query = _with_chip_alignment(
-        select(Face, Photo.stored_path, ModelVersion.alignment).join(
-            Photo, Photo.id == Face.photo_id
-        )
-    ).order_by(Face.subject_id, Face.id)
-    with session_scope(context.sessions) as session:
-        return [
-            _GalleryFace(
-                face_id=face.id,
-                subject_id=face.subject_id,
-                photo_id=face.photo_id,
-                photo_path=photo_path,
-                chip_path=face.chip_path,
-                box_width=face.x2 - face.x1,
-                landmarks=face.landmarks,
-                alignment=alignment,
-            )
-            for face, photo_path, alignment in session.execute(query)
-        ]
-
-
-def _record(face: _GalleryFace, chip_file: str, faces_in_photo: int) -> ChipRecord:
+def _record(face: EnrolledFace, chip_file: str, faces_in_photo: int) -> ChipRecord:
     """What `ChipSet` keeps of a chip; the face's width in the chip is what augmentation
     (simulated low resolution) needs."""
     landmarks = np.asarray(face.landmarks, dtype=np.float64)

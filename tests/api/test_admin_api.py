@@ -56,6 +56,13 @@ def facenet_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def gallery_internals(client: TestClient) -> GalleryContext:
+    """The running gallery's private state: these tests hold its locks and read its
+    files to force an interleaving that requests alone would only hit by luck."""
+    context: GalleryContext = client.app.state.gallery._context  # type: ignore[attr-defined]
+    return context
+
+
 def photo(faces_dir: Path, person: str, number: int) -> Path:
     return faces_dir / "lfw_mini" / person / f"{person}_{number:04d}.jpg"
 
@@ -128,7 +135,7 @@ def test_probes_during_a_reindex_answer_from_one_version_then_from_the_new_one(
             probed_faces[person] = min(enrolled)
         old = client.get("/stats").json()["model_version"]
         unprobed_face = max(face_subjects)  # photo 2 of the last person; probes use photos 1
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
         answers: list[list[Answer]] = [[], [], []]
         statuses: list[int] = []
         stop = threading.Event()
@@ -234,7 +241,7 @@ def test_a_reindex_job_runs_through_the_api_and_back(
             client, faces_dir, PEOPLE[1], (1,)
         )
         old = client.get("/stats").json()["model_version"]
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
 
         # While the test holds the follower's lock the job cannot switch (its last step),
         # so it is surely still queued or running when the second request comes.
@@ -318,7 +325,7 @@ def test_cancelling_a_running_reindex_leaves_the_old_model_in_place(
     with open_client(tmp_path / "data", **settings) as client:
         faces = enroll(client, faces_dir, PEOPLE[0], (1, 2))
         old = client.get("/stats").json()["model_version"]
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
         other = open_lineup(client.app.state.settings, embedder=embedder)  # type: ignore[attr-defined]
         try:
             path = photo(faces_dir, PEOPLE[1], 1)
@@ -383,7 +390,7 @@ def test_a_running_job_blocks_new_ones_until_it_ends(
 ) -> None:
     settings = {"match_threshold": THRESHOLD, "facenet_vggface2_weights": facenet_weights}
     with open_client(tmp_path / "data", **settings) as client:
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
         with session_scope(context.sessions) as session:  # running, but in no worker's hands
             job = Job(kind="reindex", status="running", parameters={"backbone": "dlib-resnet"})
             session.add(job)
@@ -422,7 +429,7 @@ def test_a_reindex_cancelled_between_batches_switches_nothing(
     with open_client(tmp_path / "data", match_threshold=THRESHOLD) as client:
         enroll(client, faces_dir, PEOPLE[0], (1, 2))
         old = client.get("/stats").json()["model_version"]
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
         batches: list[float] = []
         with pytest.raises(OperationCancelled):
             reindex(
@@ -463,7 +470,7 @@ def test_the_new_version_brings_its_calibrated_threshold_or_is_refused(
         enroll(client, faces_dir, PEOPLE[0], (1,))
         old = client.get("/stats").json()["model_version"]
         assert old["threshold"] == 0.55
-        context: GalleryContext = client.app.state.gallery.context  # type: ignore[attr-defined]
+        context: GalleryContext = gallery_internals(client)
         options: dict[str, Any] = {
             "backbone": "facenet-vggface2",
             "device": CPU,

@@ -17,6 +17,7 @@ from app.composition import open_lineup
 from app.config import Settings
 from app.gallery.enroll import Upload
 from app.gallery.errors import OperationCancelled
+from app.gallery.files import FileStore
 from app.gallery.service import Gallery
 from app.jobs.schemas import GalleryDataset
 from app.jobs.training_data import gallery_chips, gallery_identities
@@ -72,24 +73,24 @@ def test_only_chips_cut_for_dlib_are_used_and_copied_aside(
     gallery: tuple[Gallery, dict[str, int]], tmp_path: Path
 ) -> None:
     service, subjects = gallery
-    context = service.context
-    assert gallery_identities(context, EVERY_FACE) == 2
-    assert gallery_identities(context, GalleryDataset(kind="gallery", min_photos=3)) == 0
+    files = FileStore(service.files_root)
+    assert gallery_identities(service, EVERY_FACE) == 2
+    assert gallery_identities(service, GalleryDataset(kind="gallery", min_photos=3)) == 0
 
     chips = gallery_chips(
-        context, EVERY_FACE, snapshot_dir=tmp_path / "snap", cancelled=lambda: False
+        service, EVERY_FACE, snapshot_dir=tmp_path / "snap", cancelled=lambda: False
     )
     assert chips.identities() == [f"subject-{subjects[p]}" for p in ("Tom_Hanks", "Emma_Watson")]
     assert len(chips) == 4 and dict(chips.skipped) == {"chip_for_another_template": 3}
     for index, record in enumerate(chips.records):
         assert (tmp_path / "snap" / record.chip_file).is_file()
         face_id = int(Path(record.chip_file).stem)
-        stored = context.files.read_chip(context.files.chip_path(face_id))
+        stored = files.read_chip(files.chip_path(face_id))
         np.testing.assert_array_equal(chips.chip(index), stored)
         assert stored.shape == (150, 150, 3)
         # dlib's template puts the eyes ~50 px apart in a 150-px chip; the box is wider.
         assert 60 < record.chip_face_width < 150
-        assert (context.files.root / record.photo).is_file()
+        assert (files.root / record.photo).is_file()
     pixels, label = ChipDataset(chips)[0]
     assert tuple(pixels.shape) == (3, 150, 150) and label == 0  # Tom: subject 1, first
 
@@ -97,12 +98,12 @@ def test_only_chips_cut_for_dlib_are_used_and_copied_aside(
 def test_a_face_deleted_meanwhile_is_skipped_and_can_leave_a_subject_short(
     gallery: tuple[Gallery, dict[str, int]], tmp_path: Path
 ) -> None:
-    context = gallery[0].context
+    files = FileStore(gallery[0].files_root)
     emma = gallery[1]["Emma_Watson"]
     (first, _) = [face.id for face in gallery[0].list_faces(emma)]
-    (context.files.root / context.files.chip_path(first)).unlink()
+    (files.root / files.chip_path(first)).unlink()
     chips = gallery_chips(
-        context, EVERY_FACE, snapshot_dir=tmp_path / "snap", cancelled=lambda: False
+        gallery[0], EVERY_FACE, snapshot_dir=tmp_path / "snap", cancelled=lambda: False
     )
     assert chips.identities() == [f"subject-{gallery[1]['Tom_Hanks']}"]
     assert dict(chips.skipped) == {
@@ -111,4 +112,6 @@ def test_a_face_deleted_meanwhile_is_skipped_and_can_leave_a_subject_short(
         "subject_with_too_few_faces": 1,
     }
     with pytest.raises(OperationCancelled):
-        gallery_chips(context, EVERY_FACE, snapshot_dir=tmp_path / "again", cancelled=lambda: True)
+        gallery_chips(
+            gallery[0], EVERY_FACE, snapshot_dir=tmp_path / "again", cancelled=lambda: True
+        )
