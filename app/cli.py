@@ -352,6 +352,8 @@ def _decision(face: ProbeFace, *, threshold: float) -> str:
             f"[bold green]MATCH[/]: {escape(best.subject.display_name)} "
             f"(similarity {best.similarity:.3f} ≥ {threshold:.3f})"
         )
+    if face.decision == "too_small":
+        return f"[bold]not searched[/]: {escape(face.detail or 'the face is too small')}"
     if not face.candidates:
         return "[bold]no match[/] (the gallery is empty)"
     return (

@@ -28,6 +28,7 @@ from app.gallery import model_versions
 from app.gallery.changes import GalleryWrite, gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import ModelSwitched
+from app.gallery.face_rules import face_side, too_small_reason
 from app.gallery.faces import face_view
 from app.gallery.runtime import ModelRuntime
 from app.gallery.subjects import require_subject
@@ -133,11 +134,9 @@ def choose_face(
 def _usable_reason(
     context: GalleryContext, detection: Detection
 ) -> tuple[RefusalReason, str] | None:
-    side = min(detection.box.width, detection.box.height)
-    if side < context.policy.min_face_size:
-        return "face_too_small", (
-            f"the face is {side:.0f} px; at least {context.policy.min_face_size} px is needed"
-        )
+    too_small = too_small_reason(detection, min_side=context.policy.min_face_size)
+    if too_small is not None:
+        return "face_too_small", too_small
     if detection.probability < context.policy.min_probability:
         return "low_confidence", (
             f"detection probability {detection.probability:.2f} is below "
@@ -148,8 +147,7 @@ def _usable_reason(
 
 def _quality(detection: Detection) -> float:
     """A rough 0–1 score: confident detections of faces at least 112 px across score 1."""
-    side = min(detection.box.width, detection.box.height)
-    return round(detection.probability * min(1.0, side / 112.0), 4)
+    return round(detection.probability * min(1.0, face_side(detection) / 112.0), 4)
 
 
 def _store(context: GalleryContext, runtime: ModelRuntime, new: "_NewFace") -> PhotoOutcome:

@@ -2,16 +2,19 @@
 
 The answer is open-set: a candidate is a match only at or above the threshold,
 and a face whose best candidate is below it is reported as `no_match` rather
-than forced onto the nearest subject.
+than forced onto the nearest subject. A face too small to search with is
+reported as `too_small`, and never searched.
 """
 
 from collections.abc import Iterable
+from typing import Literal
 
 from sqlalchemy import select
 
 from app.db.engine import session_scope
 from app.db.tables import Subject
 from app.gallery.context import GalleryContext
+from app.gallery.face_rules import too_small_reason
 from app.gallery.gallery_index import SubjectHit
 from app.gallery.model_versions import ModelVersionInfo
 from app.schemas import (
@@ -22,25 +25,39 @@ from app.schemas import (
     ProbeResult,
     SubjectBrief,
 )
-from app.vision.embedder import EmbeddedFace
+from app.vision.detection import Detection
 from app.vision.images import decode_image
 
 
 def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | None) -> ProbeResult:
-    """Find every face in `data` and rank the `k` most similar subjects for each."""
+    """Find every face in `data` and rank the `k` most similar subjects for each.
+
+    A face smaller than the probe minimum (`LINEUP_MIN_FACE_SIZE`, by the rule
+    of `face_rules`) is answered `too_small` with no candidates: it is never
+    compared with the gallery, since its embedding says too little to rank
+    anyone by. Faces keep the detector's order, most confident first.
+    """
     image = decode_image(data, max_pixels=context.policy.max_pixels)
-    runtime = context.runtime  # one version for the whole answer, even mid-reindex
+    runtime = context.runtime()  # one version for the whole answer, even mid-reindex
     threshold = context.default_threshold(runtime) if threshold is None else threshold
-    faces = runtime.embedder.embed_image(image)
+    detections = runtime.embedder.detect(image)
+    minimum = context.policy.min_probe_face_size
+    reasons = [too_small_reason(detection, min_side=minimum) for detection in detections]
+    searched = [d for d, reason in zip(detections, reasons, strict=True) if reason is None]
+    faces = runtime.embedder.embed_faces(image, searched)
     hits = [runtime.index.best_subjects(face.embedding, k=k) for face in faces]
     subjects = _subjects(context, (hit.subject_id for face_hits in hits for hit in face_hits))
+    answers = iter(
+        _searched_face(face.detection, face_hits, subjects, threshold=threshold)
+        for face, face_hits in zip(faces, hits, strict=True)
+    )
     return ProbeResult(
         model_version=version_view(runtime.version),
         threshold=threshold,
         k=k,
         faces=[
-            _probe_face(face, face_hits, subjects, threshold=threshold)
-            for face, face_hits in zip(faces, hits, strict=True)
+            next(answers) if reason is None else _face(detection, "too_small", [], detail=reason)
+            for detection, reason in zip(detections, reasons, strict=True)
         ],
     )
 
@@ -58,8 +75,8 @@ def _subjects(context: GalleryContext, ids: Iterable[int]) -> dict[int, SubjectB
         return {row.id: SubjectBrief.model_validate(row) for row in rows}
 
 
-def _probe_face(
-    face: EmbeddedFace,
+def _searched_face(
+    detection: Detection,
     hits: list[SubjectHit],
     subjects: dict[int, SubjectBrief],
     *,
@@ -76,11 +93,23 @@ def _probe_face(
         )
         for rank, hit in enumerate((h for h in hits if h.subject_id in subjects), start=1)
     ]
-    box = face.detection.box
+    matched = bool(candidates) and candidates[0].above_threshold
+    return _face(detection, "match" if matched else "no_match", candidates)
+
+
+def _face(
+    detection: Detection,
+    decision: Literal["match", "no_match", "too_small"],
+    candidates: list[Candidate],
+    *,
+    detail: str | None = None,
+) -> ProbeFace:
+    box = detection.box
     return ProbeFace(
         box=BoxOut(x1=box.x1, y1=box.y1, x2=box.x2, y2=box.y2),
-        landmarks=face.detection.landmarks.round(2).tolist(),
-        detection_probability=face.detection.probability,
-        decision="match" if candidates and candidates[0].above_threshold else "no_match",
+        landmarks=detection.landmarks.round(2).tolist(),
+        detection_probability=detection.probability,
+        decision=decision,
+        detail=detail,
         candidates=candidates,
     )

@@ -1,7 +1,10 @@
 """Photo in, every face out: detection, alignment and embedding in one place.
 
 Every front door (the API, the CLI, training and evaluation) turns photos into
-embeddings through `FaceEmbedder`, so they all see faces the same way.
+embeddings through `FaceEmbedder`, so they all see faces the same way. The
+detector may search a large photo on a smaller working copy, but it reports
+faces in the photo's own pixels, and each face is aligned from the photo
+itself, so chips keep all the detail it has.
 """
 
 from collections.abc import Sequence
@@ -71,6 +74,17 @@ class FaceEmbedder:
     def embed_chips(self, chips: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """Embed aligned chips in batches of `batch_size`; N×D, L2-normalised."""
         return embed_in_batches(self.backbone, chips, batch_size=self.batch_size)
+
+    def embed_faces(
+        self, image: Image.Image, detections: Sequence[Detection]
+    ) -> list[EmbeddedFace]:
+        """The faces `detections` found in `image`, aligned from it and embedded, in order."""
+        chips = [self.align(image, detection) for detection in detections]
+        embeddings = self.embed_chips(chips)
+        return [
+            EmbeddedFace(detection=detection, chip=chip, embedding=embedding)
+            for detection, chip, embedding in zip(detections, chips, embeddings, strict=True)
+        ]
 
     def embed_image(self, image: Image.Image) -> list[EmbeddedFace]:
         """Every face in `image` with its chip and embedding, most confident first."""

@@ -25,6 +25,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # Wider than any panorama worth searching; a 1×100,000 image is an attack or an accident.
 MAX_ASPECT_RATIO = 20.0
 _ALPHA_BACKGROUND = (255, 255, 255)
+# Rows of a high-depth image converted at once (a few megabytes of float64).
+_BAND_ROWS = 256
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -34,7 +36,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     image = _open(data)
     _check_geometry(image.size, max_pixels=max_pixels)
     _load_pixels(image)
-    return to_rgb(ImageOps.exif_transpose(image))
+    # In place: otherwise Pillow returns a full copy even of an upright photo.
+    ImageOps.exif_transpose(image, in_place=True)
+    return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -88,13 +92,23 @@ def _load_pixels(image: Image.Image) -> None:
 
 
 def _high_depth_to_l(image: Image.Image) -> Image.Image:
-    """Scale 16-bit greyscale (or float 0–255) to 8 bits by its nominal range, not its content."""
+    """Scale 16-bit greyscale (or float 0–255) to 8 bits by its nominal range, not its content.
+
+    A band of rows at a time: the float arithmetic over a whole 40-megapixel
+    photo would hold over a gigabyte.
+    """
     full_scale = 255.0 if image.mode == "F" else 65535.0
-    pixels = np.asarray(image, dtype=np.float64) * (255.0 / full_scale)
-    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    grey = np.empty((image.height, image.width), dtype=np.uint8)
+    for top in range(0, image.height, _BAND_ROWS):
+        bottom = min(top + _BAND_ROWS, image.height)
+        band = np.asarray(image.crop((0, top, image.width, bottom)), dtype=np.float64)
+        grey[top:bottom] = np.clip(np.rint(band * (255.0 / full_scale)), 0, 255)
+    return Image.fromarray(grey)
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (*_ALPHA_BACKGROUND, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+    """`image` composited onto white, pasted through its own alpha into one new RGB image."""
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, _ALPHA_BACKGROUND)
+    flat.paste(rgba, mask=rgba)
+    return flat

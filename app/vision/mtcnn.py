@@ -18,7 +18,10 @@ box arithmetic, and replaces the glue:
 - P-Net skips windows lying wholly in a plain frame, such as the grey edge
   padding `MtcnnDetector` adds, when a plain window scores below threshold:
   such windows all score alike, so the result does not change;
-- candidate boxes, a few hundred numbers, are kept in NumPy on the host.
+- candidate boxes, a few hundred numbers, are kept in NumPy on the host;
+- memory stays a small multiple of the image's: the grey frame is added to
+  the summed-area table only, large pyramid levels are scanned in bands of
+  window rows, and P-Net's windows are picked scan by scan.
 
 Boxes, landmarks and probabilities match facenet-pytorch's to float rounding
 (1e-4 px on the shared test photos). Cheaper resamplers were tried first and
@@ -42,12 +45,14 @@ from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 from numpy.typing import NDArray
 from PIL import Image, ImageChops
 from torch import nn
-from torch.nn.functional import max_pool2d, pad
+from torch.nn.functional import max_pool2d
 from torchvision.ops import batched_nms, nms
 
 # P-Net scores 12×12 windows with a stride of 2 pixels at each pyramid level.
 PNET_WINDOW = 12
 _PNET_STRIDE = 2
+# The colour `MtcnnCascade.detect` frames an image in: neutral, and plain, so P-Net skips it.
+FRAME_GREY = (128, 128, 128)
 # Pixels enter every net as (value − 127.5) / 128, as in the original MTCNN.
 _PIXEL_SCALE = 0.0078125
 _PIXEL_SHIFT = -127.5 * _PIXEL_SCALE
@@ -62,6 +67,11 @@ _ONET_INPUT = 48
 # pass costs a third of a millisecond of overhead on the 2-core CPU this was
 # tuned on, more than P-Net's work on such a level.
 _PACKED_LEVEL_PIXELS = 80 * 80
+# Larger levels are scanned in bands of about this many pixels, so that P-Net's
+# activations and the band's rows of the summed-area table take a few megabytes
+# however large the image (about 80 MB in one pass over a 1920-pixel photo's
+# largest level).
+_BAND_PIXELS = 256 * 256
 
 
 # Candidate boxes live on the host: a few hundred numbers per stage, for which
@@ -154,6 +164,11 @@ class _Level(NamedTuple):
     windows: int
 
     @property
+    def pixels(self) -> int:
+        """How many pixels of the level P-Net scans."""
+        return int(self.rows.shape[1] * self.cols.shape[1])
+
+    @property
     def weight(self) -> NDArray[np.float32]:
         """(h, w): what turns each pixel's bin sum into a normalised mean."""
         counts = np.outer(self.rows[0] - self.rows[1], self.cols[0] - self.cols[1])
@@ -229,19 +244,24 @@ class MtcnnCascade:
         self._shift = torch.tensor(_PIXEL_SHIFT, device=device)
         self._plain_passes = functools.lru_cache(maxsize=64)(self._plain_window_passes)
 
-    def detect(self, image: Image.Image) -> MtcnnFaces:
-        """Every face in `image` (converted to RGB if need be)."""
+    def detect(self, image: Image.Image, *, frame: int = 0) -> MtcnnFaces:
+        """Every face in `image` (converted to RGB if need be), framed first in `frame`
+        pixels of `FRAME_GREY` on every side; boxes and landmarks in the framed pixels.
+
+        The frame is added to the summed-area table alone, so a framed copy of
+        the image is never made.
+        """
         rgb = image if image.mode == "RGB" else image.convert("RGB")
-        if not pyramid_scales(
-            rgb.height, rgb.width, min_face_size=self.min_face_size, factor=self.factor
-        ):
+        height, width = rgb.height + 2 * frame, rgb.width + 2 * frame
+        if not pyramid_scales(height, width, min_face_size=self.min_face_size, factor=self.factor):
             return MtcnnFaces.empty()  # too small to hold a face of `min_face_size`
-        pixels = np.array(rgb)
         with torch.inference_mode():
-            content = self._content(rgb, colour=tuple(pixels[0, 0].tolist()))
+            content = self._content(rgb, frame=frame)
             if content is None:
                 return MtcnnFaces.empty()
-            table = integral_image(torch.from_numpy(pixels).to(self.device))
+            pixels = torch.from_numpy(np.array(rgb)).to(self.device)
+            table = integral_image(pixels, frame=frame)
+            del pixels  # the table holds all detection needs of them
             boxes = self._propose(table, content=content)
             if len(boxes):
                 boxes = self._refine(table, boxes)
@@ -249,13 +269,19 @@ class MtcnnCascade:
                 return self._finish(table, boxes)
         return MtcnnFaces.empty()
 
-    def _content(self, rgb: Image.Image, *, colour: tuple[int, ...]) -> Span | None:
-        """Where P-Net must look: inside any plain frame of `colour`, unless that passes for a face.
+    def _content(self, rgb: Image.Image, *, frame: int) -> Span | None:
+        """Where P-Net must look in `rgb` framed by `frame` pixels: inside any plain frame
+        (the grey one, or one of `rgb`'s own corner colour), unless that passes for a face.
 
-        None when the image is plain throughout and so cannot hold a face.
+        None when the framed image is plain throughout and so cannot hold a face.
         """
-        whole = Span(0, rgb.height, 0, rgb.width)
-        content = framed_content(rgb, colour=colour)
+        corner = np.asarray(rgb.crop((0, 0, 1, 1))).reshape(-1).tolist()
+        colour: tuple[int, ...] = FRAME_GREY if frame else tuple(corner)
+        whole = Span(0, rgb.height + 2 * frame, 0, rgb.width + 2 * frame)
+        inner = framed_content(rgb, colour=colour)
+        if inner is None:
+            return None
+        content = Span(*(side + frame for side in inner))
         if content == whole or not self._plain_passes(colour):
             return content
         return whole
@@ -279,11 +305,19 @@ class MtcnnCascade:
         )
         if not plan.scans:
             return np.zeros((0, 5), np.float32)
-        heads = torch.cat([self._scan(table, scan) for scan in plan.scans])
-        probabilities = heads[:, :2].softmax(dim=1)[:, 1]
-        picked = torch.nonzero(probabilities >= self.thresholds[0]).flatten()
-        found = torch.cat((probabilities[picked, None], heads[picked, 2:]), dim=1)
-        windows, levels = pnet_windows(picked.cpu().numpy(), found.cpu().numpy(), plan)
+        # Windows are picked scan by scan: all P-Net's outputs at once would take tens
+        # of megabytes for a large image, of which a few hundred windows are kept.
+        picked, found, start = [], [], 0
+        for scan in plan.scans:
+            heads = self._scan(table, scan)
+            probabilities = heads[:, :2].softmax(dim=1)[:, 1]
+            chosen = torch.nonzero(probabilities >= self.thresholds[0]).flatten()
+            found.append(torch.cat((probabilities[chosen, None], heads[chosen, 2:]), dim=1))
+            picked.append(chosen + start)
+            start += len(heads)
+        windows, levels = pnet_windows(
+            torch.cat(picked).cpu().numpy(), torch.cat(found).cpu().numpy(), plan
+        )
         # One batched call does facenet-pytorch's NMS within each scale.
         windows = windows[box_nms(windows, _NMS_WITHIN_SCALE, groups=levels)]
         windows = windows[box_nms(windows, _NMS_ACROSS_SCALES)]
@@ -328,17 +362,23 @@ def _prepared(net: nn.Module, device: torch.device) -> nn.Module:
     return net.to(device).to(memory_format=torch.channels_last).eval()
 
 
-def integral_image(pixels: torch.Tensor) -> torch.Tensor:
-    """The summed-area table of (H, W, 3) uint8 `pixels`: (H + 1, W + 1, 3) integers.
+def integral_image(pixels: torch.Tensor, *, frame: int = 0) -> torch.Tensor:
+    """The summed-area table of (H, W, 3) uint8 `pixels` framed in `frame` pixels of
+    `FRAME_GREY`: (H + 2·frame + 1, W + 2·frame + 1, 3) integers.
 
     Every resize of the cascade is an area resize, each of whose pixels is a
     mean over a rectangle of whole pixels; with this table each such sum
     costs four look-ups, whatever the rectangle's size. Integer sums are
     exact; int32 holds them for images up to 8 megapixels.
     """
-    height, width = pixels.shape[:2]
+    height, width = pixels.shape[0] + 2 * frame, pixels.shape[1] + 2 * frame
     dtype = torch.int32 if 255 * height * width < 2**31 else torch.int64
-    table = pad(pixels.to(dtype), (0, 0, 1, 0, 1, 0))
+    # Built in one buffer: widening, framing and padding one after another would
+    # hold two or three tables at once.
+    table = pixels.new_zeros((height + 1, width + 1, pixels.shape[2]), dtype=dtype)
+    if frame:
+        table[1:, 1:] = torch.tensor(FRAME_GREY, dtype=dtype, device=pixels.device)
+    table[1 + frame : height + 1 - frame, 1 + frame : width + 1 - frame] = pixels
     return table.cumsum_(0).cumsum_(1)
 
 
@@ -380,8 +420,10 @@ def pyramid_plan(
     """
     scales = pyramid_scales(height, width, min_face_size=min_face_size, factor=factor)
     levels = [level for scale in scales if (level := _plan_level(height, width, scale, content))]
-    small = [level for level in levels if level.weight.size <= _PACKED_LEVEL_PIXELS]
-    scans = [_level_scan(level, device) for level in levels[: len(levels) - len(small)]]
+    small = [level for level in levels if level.pixels <= _PACKED_LEVEL_PIXELS]
+    scans = [
+        scan for level in levels[: len(levels) - len(small)] for scan in _level_scans(level, device)
+    ]
     if small:
         scans.append(_packed_scan(small, width, device))
     return PyramidPlan(
@@ -416,6 +458,34 @@ def _level_scan(level: _Level, device: torch.device) -> PyramidScan:
         rows=torch.from_numpy(level.rows.ravel()).to(device),
         cols=torch.from_numpy(level.cols.ravel()).to(device),
     )
+
+
+def _level_scans(level: _Level, device: torch.device) -> list[PyramidScan]:
+    """Passes over one level alone, band after band (see `level_bands`)."""
+    height, width = level.rows.shape[1], level.cols.shape[1]
+    return [
+        _level_scan(level._replace(rows=level.rows[:, band]), device)
+        for band in level_bands(height, width)
+    ]
+
+
+def level_bands(height: int, width: int, *, pixels: int = _BAND_PIXELS) -> list[slice]:
+    """Rows of a `height` × `width` level to scan in turn, each about `pixels` pixels.
+
+    Window row j reads rows [2j, 2j + 12), so each band starts on an even row
+    and overlaps the next by 10, and P-Net's outputs for the bands, one after
+    another, are its outputs for the whole level, row by row. The last band
+    reaches the level's bottom edge, where P-Net's ceil-mode pool then acts
+    as on the whole level.
+    """
+    window_rows = pnet_windows_along(height)
+    per_band = max(1, (pixels // width - PNET_WINDOW) // _PNET_STRIDE + 1)
+    bands = []
+    for first in range(0, window_rows, per_band):
+        end = first + per_band
+        bottom = height if end >= window_rows else (end - 1) * _PNET_STRIDE + PNET_WINDOW
+        bands.append(slice(first * _PNET_STRIDE, bottom))
+    return bands or [slice(0, height)]
 
 
 def _packed_scan(levels: list[_Level], width: int, device: torch.device) -> PyramidScan:

@@ -21,16 +21,19 @@ from PIL import Image, ImageOps
 from torch.nn.functional import interpolate
 
 from app.vision.mtcnn import (
+    FRAME_GREY,
     MtcnnCascade,
     MtcnnFaces,
     PyramidScan,
     Span,
     _level_scan,
+    _level_scans,
     _packed_scan,
     _plan_level,
     area_bins,
     crop_boxes,
     integral_image,
+    level_bands,
     nms_min,
     pyramid_plan,
     pyramid_scales,
@@ -181,6 +184,55 @@ def test_small_levels_packed_into_one_pass_score_as_when_scanned_alone(
         alone = torch.cat([cascade._scan(table, _level_scan(level, CPU)) for level in small])
     assert packed.shape == alone.shape
     torch.testing.assert_close(packed, alone, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("side", [250, 251])
+def test_a_level_scanned_in_bands_scores_as_when_scanned_whole(
+    cascade: MtcnnCascade, faces_dir: Path, side: int
+) -> None:
+    """Oracle: P-Net band after band equals P-Net over the whole level, whose bottom edge
+    is a partial pool cell when its side is odd."""
+    photo = Image.open(faces_dir / "lfw_mini" / BORDERLINE_PHOTOS[0]).convert("RGB")
+    image = photo.resize((side, side), Image.Resampling.BICUBIC)
+    table = integral_image(torch.from_numpy(np.array(image)))
+    level = _plan_level(side, side, 1.0, Span(0, side, 0, side))
+    assert level is not None
+    bands = level_bands(level.rows.shape[1], level.cols.shape[1], pixels=40 * side)
+    assert len(bands) > 3 and bands[-1].stop == level.rows.shape[1]
+    with torch.inference_mode():
+        whole = cascade._scan(table, _level_scan(level, CPU))
+        banded = [
+            cascade._scan(table, _level_scan(level._replace(rows=level.rows[:, band]), CPU))
+            for band in bands
+        ]
+    torch.testing.assert_close(torch.cat(banded), whole, rtol=0, atol=1e-5)
+
+
+def test_large_levels_are_planned_in_bands_of_bounded_size() -> None:
+    level = _plan_level(2880, 2880, 0.6, Span(480, 2400, 480, 2400))
+    assert level is not None
+    scans = _level_scans(level, CPU)
+    assert len(scans) > 10
+    assert max(scan.weight.shape[0] * scan.weight.shape[1] for scan in scans) < 2 * 256 * 256
+
+
+def test_a_frame_added_in_the_table_is_the_framed_images_table() -> None:
+    pixels = torch.randint(0, 256, (37, 53, 3), dtype=torch.uint8)
+    framed = torch.tensor(FRAME_GREY, dtype=torch.uint8).expand(37 + 22, 53 + 22, 3).clone()
+    framed[11:-11, 11:-11] = pixels
+    assert torch.equal(integral_image(pixels, frame=11), integral_image(framed))
+
+
+@pytest.mark.parametrize("name", ["couple.jpg", "selfie-many-people.jpg"])
+def test_framing_in_the_cascade_finds_what_framing_the_photo_finds(
+    cascade: MtcnnCascade, faces_dir: Path, name: str
+) -> None:
+    photo = Image.open(faces_dir / "multi_face" / name).convert("RGB")
+    border = round(0.25 * max(photo.size))
+    in_table, in_photo = cascade.detect(photo, frame=border), cascade.detect(framed(photo))
+    assert len(in_table) == len(in_photo) >= 2
+    np.testing.assert_array_equal(in_table.boxes, in_photo.boxes)
+    np.testing.assert_array_equal(in_table.landmarks, in_photo.landmarks)
 
 
 def test_crops_are_facenet_pytorchs_clipped_area_resize() -> None:

@@ -105,6 +105,7 @@
   }
 
   function decisionText(face, limit) {
+    if (face.decision === "too_small") return `Not searched: ${face.detail}.`;
     const best = face.candidates[0];
     if (!best) return "No match: the gallery has no enrolled face to compare with.";
     if (best.similarity >= limit) {
@@ -125,9 +126,10 @@
       const face = answer.faces[i];
       const matched = face.candidates.length > 0 && face.candidates[0].similarity >= limit;
       matches += matched ? 1 : 0;
-      section.dataset.decision = matched ? "match" : "no_match";
+      const tooSmall = face.decision === "too_small";
+      section.dataset.decision = tooSmall ? "too_small" : matched ? "match" : "no_match";
       const badge = section.querySelector(".decision");
-      badge.textContent = matched ? "match" : "no match";
+      badge.textContent = tooSmall ? "too small" : matched ? "match" : "no match";
       badge.className = `badge decision ${matched ? "match" : "no-match"}`;
       section.querySelector(".decision-text").textContent = decisionText(face, limit);
       section.querySelectorAll(".candidate").forEach((item) => {
