@@ -1,8 +1,10 @@
 """Migrations build exactly the schema the ORM declares, on every backend."""
 
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.db.engine import create_engine_for
 from app.db.migrate import (
@@ -86,3 +88,43 @@ def test_one_active_model_is_a_partial_unique_index(migrated_url: str) -> None:
     assert active["column_names"] == ["active"]
     where = active.get("dialect_options", {})
     assert any(key.endswith("_where") for key in where), where
+
+
+def test_a_gallery_from_before_the_change_log_keeps_its_rows_and_stops_reusing_ids(
+    tmp_path: Path,
+) -> None:
+    """SQLite reused the largest deleted rowid before 0003; afterwards no id comes back,
+    and the rebuilt tables keep every row and every child pointing at its parent."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade_database(url, "0002_jobs")
+    engine = create_engine_for(url)
+    with engine.begin() as connection:
+        for number in (1, 2, 3):
+            connection.execute(
+                text("INSERT INTO subjects (display_name, details) VALUES (:n, '{}')"),
+                {"n": f"subject {number}"},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO photos (subject_id, sha256, original_filename, stored_path,"
+                " size_bytes, width, height) VALUES (3, 'x', 'a.jpg', 'photos/1.jpg', 1, 1, 1)"
+            )
+        )
+    engine.dispose()
+
+    upgrade_database(url)
+
+    engine = create_engine_for(url)
+    with engine.begin() as connection:
+        kept = connection.execute(text("SELECT subject_id FROM photos")).scalars().all()
+        connection.execute(text("DELETE FROM photos"))
+        connection.execute(text("DELETE FROM subjects WHERE id = 3"))
+        connection.execute(
+            text("INSERT INTO subjects (display_name, details) VALUES ('new', '{}')")
+        )
+        ids = connection.execute(text("SELECT id FROM subjects ORDER BY id")).scalars().all()
+        head = connection.execute(text("SELECT seq FROM gallery_head")).scalar_one()
+    engine.dispose()
+    assert kept == [3]
+    assert ids == [1, 2, 4]
+    assert head == 0
