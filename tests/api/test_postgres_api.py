@@ -1,29 +1,18 @@
 """The same service on PostgreSQL: enroll, probe, delete and restart against a real server."""
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
 
 pytestmark = pytest.mark.postgres
 PEOPLE = ("Emma_Watson", "Heidi_Klum", "Justin_Timberlake")
 
 
 @pytest.fixture(scope="module")
-def database_url(postgres_server: str) -> Iterator[str]:
-    """A fresh database on the session's server."""
-    name = f"lineup_api_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+def database_url(module_postgres_url: str) -> str:
+    return module_postgres_url
 
 
 def probe_first(client: TestClient, path: Path) -> Any:

@@ -6,13 +6,10 @@ real PostgreSQL server (one database; each service could be a replica).
 """
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from lineup_processes import (
     Service,
@@ -79,18 +76,6 @@ def test_services_and_the_cli_share_one_gallery_on_sqlite(tmp_path: Path, faces_
     # its last request, wrote an older index over the newer one.
     (sidecar,) = (tmp_path / "data" / "index").glob("*.json")
     assert json.loads(sidecar.read_text())["count"] == 3
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    name = f"lineup_processes_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.mark.postgres
