@@ -117,16 +117,21 @@ class IndexFollower:
             changes = changes_after(session, self._applied, upto=head)
             switched = [c.model_version_id for c in changes if c.kind == "model_activated"]
             runtime = self._runtime
-            if switched and switched[-1] != runtime.version.id:
+            if switched:
+                # Even back to this process's own version: a reindex away and back
+                # replaced its vectors without logging each face.
                 self._switch(session, switched[-1])
                 return
             apply_changes(session, runtime.index, runtime.version, changes)
         self._applied = head
 
     def _switch(self, session: Session, version_id: int | None) -> None:
-        """Load the version another process activated; the old runtime serves until then."""
+        """Load the version another process activated; the old runtime serves until then.
+        The embedder is built again only for another version."""
         version = model_versions.snapshot(session.get_one(ModelVersion, version_id))
-        embedder = self._embedder_for(version)
+        current = self._runtime
+        same = version == current.version
+        embedder = current.embedder if same else self._embedder_for(version)
         index, seq = load_index(session, self._store, version)
         log.info("switched to %s, activated by another process: %d faces", version.key, len(index))
         self._runtime = ModelRuntime(embedder=embedder, version=version, index=index)

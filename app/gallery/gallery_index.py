@@ -69,6 +69,10 @@ class GalleryIndex:
         self._face_subjects.update(zip(face_ids, subject_ids, strict=True))
         self.unsaved_changes = True
 
+    def know_subjects(self, face_subjects: dict[int, int]) -> None:
+        """Record the subjects of faces the vector index already holds."""
+        self._face_subjects.update(face_subjects)
+
     def remove(self, face_ids: list[int]) -> None:
         if face_ids:
             self.index.remove(np.asarray(face_ids, dtype=np.int64))

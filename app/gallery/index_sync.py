@@ -43,7 +43,9 @@ def load_index(
     expected = ids_checksum(np.fromiter(subjects, dtype=np.int64))
     if index is None or ids_checksum(index.ids()) != expected:
         log.info("rebuilding the %s index from %d stored embeddings", version.key, len(subjects))
-        index, changed = rebuild(session, version), True
+        # Vectors and subjects from one statement, so no face lands in one but not the other.
+        index, subjects = rebuild_with_subjects(session, version)
+        changed = True
     loaded = GalleryIndex(index, subjects)
     loaded.unsaved_changes = changed  # so the next save spares the next start the work
     return loaded, head
@@ -64,7 +66,11 @@ def apply_changes(
         elif change.kind == "face_indexed" and change.model_version_id == version.id:
             assert change.subject_id is not None
             indexed[change.face_id] = change.subject_id
-    wanted = [face_id for face_id in indexed if face_id not in removed and face_id not in index]
+    kept = {face_id: subject for face_id, subject in indexed.items() if face_id not in removed}
+    # A face the index already holds (a rebuild read it before its change was replayed)
+    # may still be missing from the subject map, which came from another statement.
+    index.know_subjects({f: s for f, s in kept.items() if f in index})
+    wanted = [face_id for face_id in kept if face_id not in index]
     vectors = stored_vectors(session, version, wanted)
     index.add_many(
         face_ids=list(vectors),
@@ -91,20 +97,24 @@ def stored_vectors(
     return vectors
 
 
-def rebuild(session: Session, version: ModelVersionInfo) -> VectorIndex:
-    """A fresh index holding every stored embedding of `version`."""
+def rebuild_with_subjects(
+    session: Session, version: ModelVersionInfo
+) -> tuple[VectorIndex, dict[int, int]]:
+    """A fresh index of every stored embedding of `version`, and each face's subject."""
     index = create_index(DEFAULT_INDEX_KIND, version.embedding_dim)
     rows = session.execute(
-        select(Embedding.face_id, Embedding.vector).where(Embedding.model_version_id == version.id)
+        select(Embedding.face_id, Face.subject_id, Embedding.vector)
+        .join(Face, Face.id == Embedding.face_id)
+        .where(Embedding.model_version_id == version.id)
     )
-    face_ids: list[int] = []
+    subjects: dict[int, int] = {}
     vectors: list[np.ndarray] = []
-    for face_id, vector in rows:
-        face_ids.append(face_id)
+    for face_id, subject_id, vector in rows:
+        subjects[face_id] = subject_id
         vectors.append(vector_from_bytes(vector, version.embedding_dim))
-    if face_ids:
-        index.add(np.asarray(face_ids, dtype=np.int64), np.stack(vectors))
-    return index
+    if subjects:
+        index.add(np.fromiter(subjects, dtype=np.int64), np.stack(vectors))
+    return index, subjects
 
 
 def _snapshot_caught_up(

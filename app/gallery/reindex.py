@@ -35,10 +35,9 @@ from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import GalleryError, OperationCancelled
 from app.gallery.gallery_index import GalleryIndex
-from app.gallery.index_sync import face_subjects as _face_subjects
-from app.gallery.index_sync import rebuild
+from app.gallery.index_sync import rebuild_with_subjects
 from app.gallery.model_versions import ModelVersionInfo
-from app.gallery.owners import this_process
+from app.gallery.owners import is_dead, this_process
 from app.gallery.runtime import ModelRuntime
 from app.vision.alignment import align_face
 from app.vision.backbones.registry import create_backbone
@@ -116,8 +115,12 @@ def reindex(
         realigned, index = _embed_all(context, embedder, version, report, stop, batch_size)
         caught_up = _switch(context, embedder, version, index, stop)
     except BaseException:
-        _discard(context, version)
+        _discard(context, version)  # leaves a version that did get switched to alone
         raise
+    try:
+        context.follower.save()
+    except OSError:
+        log.exception("switched to %s, but its index could not be saved", version.key)
     log.info("reindexed %d faces under %s", len(index), version.key)
     return ReindexResult(
         version=version, faces=len(index), caught_up=caught_up, realigned=realigned
@@ -142,10 +145,31 @@ def _register(
         )
     with gallery_write(context.sessions) as write:
         row = model_versions.register(write.session, backbone, threshold=threshold)
+        if _built_elsewhere(row):
+            raise ReindexRefused(
+                f"another process ({row.building_by}) is reindexing to {backbone.name} now"
+            )
         row.building_until, row.building_by = lease_end(), this_process()
         version = model_versions.snapshot(row)
     context.index_store.delete(version.key)
     return version
+
+
+def _built_elsewhere(row: ModelVersion) -> bool:
+    """Whether a live reindex in another process holds `row`'s lease."""
+    return (
+        row.building_by not in (None, this_process())
+        and row.building_until is not None
+        and row.building_until > utc_now()
+        and not is_dead(row.building_by)
+    )
+
+
+def renew_lease(session: Session, version: ModelVersionInfo) -> None:
+    """Keep the sweep of other processes' start-ups off this reindex's rows."""
+    session.execute(
+        update(ModelVersion).where(ModelVersion.id == version.id).values(building_until=lease_end())
+    )
 
 
 def lease_end() -> datetime:
@@ -175,7 +199,7 @@ def _embed_all(
     if stop():
         raise OperationCancelled("the reindex was cancelled")
     with session_scope(context.sessions) as session:
-        index = GalleryIndex(rebuild(session, version), _face_subjects(session, version))
+        index = GalleryIndex(*rebuild_with_subjects(session, version))
     report(_EMBEDDING_SHARE + 0.05, f"built the {version.key} index; switching")
     return realigned, index
 
@@ -205,11 +229,7 @@ def _embed_batch(
             delete(Embedding).where(_of(version), Embedding.face_id.in_(face_ids))
         )
         store_present(write.session, version, dict(zip(chips, vectors, strict=True)))
-        write.session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.id == version.id)
-            .values(building_until=lease_end())
-        )
+        renew_lease(write.session, version)
     return realigned
 
 
@@ -242,8 +262,6 @@ def _switch(
         write.model_activated(model_version_id=version.id)
         seq = write.commit()  # inside the follower's lock, so no probe loads the model again
         install(ModelRuntime(embedder=embedder, version=version, index=index), seq)
-    context.index_store.save_if_newer(index.index, model_version=version.key, change_seq=seq)
-    index.unsaved_changes = False
     return caught_up
 
 
@@ -267,7 +285,9 @@ def embed_missing(
         vectors = _embed_sources(context, embedder, sources)
         with gallery_write(context.sessions) as write:
             stored = store_present(write.session, version, vectors)
-            if model_versions.active_version_id(write.session) == version.id:
+            if model_versions.active_version_id(write.session) != version.id:
+                renew_lease(write.session, version)
+            else:
                 for source in sources:
                     if source.face_id in stored:
                         write.face_indexed(
@@ -315,7 +335,7 @@ def _add_to(
     vectors: dict[int, NDArray[np.float32]],
     stored: set[int],
 ) -> None:
-    kept = [source for source in sources if source.face_id in stored]
+    kept = [s for s in sources if s.face_id in stored and s.face_id not in index]
     index.add_many(
         face_ids=[source.face_id for source in kept],
         subject_ids=[source.subject_id for source in kept],
@@ -368,9 +388,16 @@ def _chip_for(
 def store_present(
     session: Session, version: ModelVersionInfo, vectors: dict[int, NDArray[np.float32]]
 ) -> set[int]:
-    """Store the vectors of the faces that still exist; return their ids. The caller holds
-    the gallery's lock, so none of them can be deleted before the commit."""
-    present = set(session.scalars(select(Face.id).where(Face.id.in_(list(vectors)))))
+    """Store the vectors of the faces that still exist and have none under `version` yet;
+    return their ids. The caller holds the gallery's lock, so none of them can be
+    deleted, or embedded by another process, before the commit."""
+    wanted = list(vectors)
+    present = set(session.scalars(select(Face.id).where(Face.id.in_(wanted))))
+    present -= set(
+        session.scalars(
+            select(Embedding.face_id).where(_of(version), Embedding.face_id.in_(wanted))
+        )
+    )
     session.add_all(
         Embedding(face_id=face_id, model_version_id=version.id, vector=vector_to_bytes(vector))
         for face_id, vector in vectors.items()
@@ -390,12 +417,13 @@ def _of(version: ModelVersionInfo) -> ColumnElement[bool]:
 
 
 def _discard(context: GalleryContext, version: ModelVersionInfo) -> None:
-    """Delete what an unfinished reindex wrote; the version row stays, inactive."""
-    with session_scope(context.sessions) as session:
-        session.execute(delete(Embedding).where(_of(version)))
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.id == version.id)
-            .values(building_until=None, building_by=None)
-        )
+    """Delete what an unfinished reindex wrote; the version row stays, inactive. A
+    version that is active (this reindex switched before it failed, or another one
+    did) keeps everything."""
+    with gallery_write(context.sessions) as write:
+        row = write.session.get_one(ModelVersion, version.id)
+        if row.active:
+            return
+        write.session.execute(delete(Embedding).where(_of(version)))
+        row.building_until = row.building_by = None
     context.index_store.delete(version.key)

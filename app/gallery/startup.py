@@ -46,6 +46,15 @@ class StartupRefused(RuntimeError):
     """The gallery cannot open as configured; the message says what the operator should do."""
 
 
+class _ActiveChanged(Exception):
+    """Another process activated a version after this one chose which to load."""
+
+
+# A switch by another process during start-up means loading once more; a gallery
+# switching that often is refused rather than chased.
+_OPEN_ATTEMPTS = 3
+
+
 class NoThreshold(StartupRefused):
     """The active model has no calibrated threshold and none was configured."""
 
@@ -77,11 +86,19 @@ def open_gallery(
     # Probes run on many threads at once; FAISS's own OpenMP threads would only
     # fight them for the cores (a single flat search is fastest on one thread).
     faiss.omp_set_num_threads(1)
-    embedder, recovering = _embedder_for(sessions, build_embedder, embedder, recover_with)
-    version = _register(settings, sessions, embedder, activate=not recovering)
+    for _ in range(_OPEN_ATTEMPTS):
+        chosen, recovering = _embedder_for(sessions, build_embedder, embedder, recover_with)
+        try:
+            version, seq = _register(settings, sessions, chosen, activate=not recovering)
+            break
+        except _ActiveChanged:
+            continue  # another process switched while this one loaded: load its model
+    else:
+        raise StartupRefused("the active model kept changing while the gallery opened")
+    embedder = chosen
     index_store = IndexStore(settings.data_dir / "index")
     with session_scope(sessions) as session:
-        index, seq = load_index(session, index_store, version)
+        index, _ = load_index(session, index_store, version)
     detector = embedder.detector
     follower = IndexFollower(
         sessions=sessions,
@@ -117,9 +134,11 @@ def _catch_up(context: GalleryContext, version: ModelVersionInfo, *, recovering:
     interrupted recovery leaves the database pointing where it pointed before."""
     embedded = embed_missing_faces(context)
     if recovering:
-        with gallery_write(context.sessions) as write:
+        runtime = context.follower.current()
+        with context.follower.switching() as install, gallery_write(context.sessions) as write:
             model_versions.activate(write.session, write.session.get_one(ModelVersion, version.id))
             write.model_activated(model_version_id=version.id)
+            install(runtime, write.commit())
         log.warning("recovered onto %s: embedded %d faces it lacked", version.key, embedded)
     elif embedded:
         log.warning("embedded %d faces that %s lacked", embedded, version.key)
@@ -181,8 +200,11 @@ def _register(
     embedder: FaceEmbedder,
     *,
     activate: bool,
-) -> ModelVersionInfo:
-    """Register (and activate) `embedder`'s version; first `NoThreshold` if it has none."""
+) -> tuple[ModelVersionInfo, int]:
+    """Register (and, for a fresh gallery, activate) `embedder`'s version; return it and
+    the change it was verified at, which the follower starts from, so that a switch
+    committed while the index loads is still followed. `NoThreshold` if it has none;
+    `_ActiveChanged` if another version became active since it was chosen."""
     backbone = embedder.backbone
     threshold = calibrated_threshold(
         settings.models_dir, backbone=backbone.name, weights_hash=backbone.version
@@ -195,6 +217,9 @@ def _register(
     with gallery_write(sessions) as write:
         row = model_versions.register(write.session, backbone, threshold=threshold)
         if activate and not row.active:
+            if model_versions.active_version_id(write.session) is not None:
+                raise _ActiveChanged
             model_versions.activate(write.session, row)
             write.model_activated(model_version_id=row.id)
-        return model_versions.snapshot(row)
+        version = model_versions.snapshot(row)
+    return version, write.last_seq

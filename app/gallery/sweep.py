@@ -3,10 +3,12 @@
 A kill can land between any two instructions. What it can leave, and why the
 sweep may remove it:
 - photo and chip files without a row: an enrollment writes its files inside
-  its transaction, which died uncommitted. The sweep holds the gallery's lock
-  while it compares files with rows, so no enrollment is between writing its
-  files and committing them meanwhile; files whose rows a deletion just removed
-  go too, as the deletion was about to do.
+  its transaction, which died uncommitted. The sweep lists files and rows
+  without any lock, then checks the few files without a row again holding the
+  gallery's lock: an enrollment that was between writing its files and
+  committing them has committed or rolled back by then, so only leftovers go
+  (and files whose rows a deletion just removed, as the deletion was about to
+  do). Other processes' writers wait only for that short check.
 - temporary files of interrupted atomic writes (`.tmp-*`, index `.*.tmp`).
 - embedding rows of a reindex that died: its version is inactive and its
   lease lapsed, or the process holding it is known dead. A face's first
@@ -21,6 +23,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
+from app.db.engine import session_scope
 from app.db.tables import Embedding, Face, ModelVersion, Photo
 from app.db.types import utc_now
 from app.gallery.changes import gallery_write
@@ -30,6 +33,7 @@ from app.gallery.owners import is_dead
 log = logging.getLogger(__name__)
 
 _GALLERY_FOLDERS = ("photos", "chips")
+_PATH_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,11 @@ class SweepReport:
 
 def sweep(context: GalleryContext) -> SweepReport:
     """Remove files without rows, temporary files and a dead reindex's rows."""
+    suspects = _unlisted(context)
     with gallery_write(context.sessions) as write:
         session = write.session
-        kept = set(session.scalars(select(Photo.stored_path)))
-        kept.update(session.scalars(select(Face.chip_path)))
-        files = _remove_unlisted(context.files.root, kept)
+        still_listed = _listed(session, suspects)
+        files = _remove(context.files.root, suspects - still_listed)
         dead = _dead_versions(session)
         first = select(func.min(Embedding.id)).group_by(Embedding.face_id)
         deleted = session.execute(
@@ -79,12 +83,33 @@ def _dead_versions(session: Session) -> list[int]:
     ]
 
 
-def _remove_unlisted(root: Path, kept: set[str]) -> int:
-    removed = 0
-    for folder in _GALLERY_FOLDERS:
-        for path in (root / folder).iterdir():
-            relative = f"{folder}/{path.name}"
-            if path.is_file() and relative not in kept:
-                path.unlink(missing_ok=True)
-                removed += 1
-    return removed
+def _unlisted(context: GalleryContext) -> set[str]:
+    """Files under the gallery's folders that no row names, as seen without a lock."""
+    with session_scope(context.sessions) as session:
+        listed = set(session.scalars(select(Photo.stored_path)))
+        listed.update(session.scalars(select(Face.chip_path)))
+    root = context.files.root
+    on_disk = {
+        f"{folder}/{path.name}"
+        for folder in _GALLERY_FOLDERS
+        for path in (root / folder).iterdir()
+        if path.is_file()
+    }
+    return on_disk - listed
+
+
+def _listed(session: Session, paths: set[str]) -> set[str]:
+    """Those of `paths` that a row names now."""
+    wanted = sorted(paths)
+    found: set[str] = set()
+    for start in range(0, len(wanted), _PATH_CHUNK):
+        chunk = wanted[start : start + _PATH_CHUNK]
+        found.update(session.scalars(select(Photo.stored_path).where(Photo.stored_path.in_(chunk))))
+        found.update(session.scalars(select(Face.chip_path).where(Face.chip_path.in_(chunk))))
+    return found
+
+
+def _remove(root: Path, relatives: set[str]) -> int:
+    for relative in relatives:
+        (root / relative).unlink(missing_ok=True)
+    return len(relatives)

@@ -10,6 +10,7 @@ every claim, happen under the gallery's database-wide lock, and each job
 records the process that queued or runs it (`app.gallery.owners`).
 """
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,6 +25,8 @@ from app.gallery.changes import lock_gallery
 from app.gallery.errors import JobConflict, JobFinished, JobNotFound
 from app.gallery.owners import is_dead, this_process
 from app.jobs.schemas import JobOut, JobStatus
+
+log = logging.getLogger(__name__)
 
 ACTIVE: Final = ("queued", "running")
 FINISHED: Final = ("succeeded", "failed", "cancelled")
@@ -110,11 +113,19 @@ class JobStore:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> JobOut:
-        """End a job with its outcome; a job that succeeded has progress 1."""
+        """End a job with its outcome; a job that succeeded has progress 1. A job that has
+        already ended (failed as abandoned by another process that took it for dead)
+        keeps that end: a finished job never changes again."""
         if status not in FINISHED:
             raise ValueError(f"{status!r} is not a final status")
         with session_scope(self._sessions) as session:
+            lock_gallery(session)
             job = _require(session, job_id)
+            if job.status in FINISHED:
+                log.warning(
+                    "job %d had already %s; its %s end is not recorded", job_id, job.status, status
+                )
+                return JobOut.model_validate(job)
             now = utc_now()
             job.status, job.finished_at, job.heartbeat_at = status, now, now
             job.message, job.result, job.error = message, result, error

@@ -17,6 +17,7 @@ from PIL import Image
 
 from app.composition import Lineup, open_lineup
 from app.gallery.errors import SubjectNotFound
+from app.gallery.reindex import _discard
 from app.vision.backbones.base import Backbone
 from app.vision.detection import Detection, FaceDetector
 from app.vision.embedder import FaceEmbedder
@@ -195,3 +196,38 @@ def test_stats_are_one_snapshot(open_at: LineupOpener, tmp_path: Path) -> None:
         stats = lineup.gallery.stats()
     assert (stats.subjects, stats.photos, stats.faces, stats.index_size) == (0, 0, 0, 0)
     assert np.isfinite(stats.model_version.threshold or 0)
+
+
+def test_a_process_that_slept_through_a_switch_away_and_back_reloads(
+    open_at: LineupOpener, tmp_path: Path, faces_dir: Path
+) -> None:
+    """Reindexing back to a version replaces its vectors without logging every face, so a
+    process that sees both switches in one catch-up must reload even its own version."""
+    data = tmp_path / "data"
+    models = settings_for(data).models_dir
+    with open_at(data) as sleeper, open_at(data) as other:
+        subject = new_subject(other, "Emma")
+        other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        assert sleeper.gallery.stats().index_size == 1  # caught up, then asleep
+        other.gallery.reindex("dlib-resnet-cctv", device=CPU, models_dir=models)
+        late = other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 2)])
+        other.gallery.reindex("dlib-resnet", device=CPU, models_dir=models)
+
+        probe = sleeper.gallery.probe(lfw_upload(faces_dir, "Emma_Watson", 2).data, k=1)
+        (best,) = probe.faces[0].candidates
+        assert best.face_id == late.photos[0].face.id and best.similarity > 0.999
+        stats = sleeper.gallery.stats()
+        assert stats.faces == stats.index_size == 2
+
+
+def test_a_failed_reindex_never_discards_the_active_versions_rows(
+    open_at: LineupOpener, tmp_path: Path, faces_dir: Path
+) -> None:
+    with open_at(tmp_path / "data") as lineup:
+        subject = new_subject(lineup, "Emma")
+        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        active = lineup.gallery.active_model()
+        _discard(lineup.gallery._context, active)  # what a reindex failing after its switch runs
+    with open_at(tmp_path / "data") as lineup:
+        stats = lineup.gallery.stats()
+        assert stats.faces == stats.index_size == 1

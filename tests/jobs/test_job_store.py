@@ -160,3 +160,13 @@ def test_only_jobs_whose_process_is_gone_are_failed(
         )
     failed = {store.get(job_id).parameters["who"] for job_id in store.fail_abandoned()}
     assert failed == {"a dead process here", "silent elsewhere"}
+
+
+def test_a_job_failed_as_abandoned_keeps_that_end(
+    store: JobStore, sessions: sessionmaker[Session]
+) -> None:
+    with session_scope(sessions) as session:
+        session.add(Job(kind="reindex", status="running", parameters={}, owner=None))
+    (job_id,) = store.fail_abandoned()
+    late = store.finish(job_id, status="succeeded", message="done", result={})
+    assert (late.status, late.error) == ("failed", INTERRUPTED)
