@@ -177,16 +177,12 @@ def _enroll_folder(
     tally: EnrollmentTally,
     on_photo: PhotoDone | None,
 ) -> None:
-    enrolled_hashes = _enrolled_hashes(gallery, subject_id)
+    enrolled_hashes = gallery.photo_hashes(subject_id)
     for path in folder.photos:
         outcome = _enroll_photo(gallery, subject_id, path, policy, enrolled_hashes)
         tally.record(path, outcome)
         if on_photo is not None:
             on_photo(path, outcome)
-
-
-def _enrolled_hashes(gallery: Gallery, subject_id: int) -> set[str]:
-    return gallery.photo_hashes(subject_id)
 
 
 def _enroll_photo(

@@ -50,6 +50,7 @@ class GalleryWrite:
     changes: list[Change] = field(default_factory=list)
     last_seq: int = 0
     """After the commit: the sequence number of its last change (the head it left)."""
+    committed: bool = False
 
     def face_indexed(self, *, face_id: int, subject_id: int, model_version_id: int) -> None:
         """The face became searchable under `model_version_id`."""
@@ -67,8 +68,8 @@ class GalleryWrite:
         """Record the changes and commit now, before the block ends; return `last_seq`.
         Nothing more may be written in the block."""
         self.last_seq = _record(self.session, self.changes)
-        self.changes = []
         self.session.commit()
+        self.committed = True
         return self.last_seq
 
 
@@ -79,7 +80,7 @@ def gallery_write(sessions: sessionmaker[Session]) -> Iterator[GalleryWrite]:
         lock_gallery(session)
         write = GalleryWrite(session)
         yield write
-        if write.changes or not write.last_seq:
+        if not write.committed:
             write.last_seq = _record(session, write.changes)
 
 

@@ -50,22 +50,17 @@ class GalleryIndex:
     def __contains__(self, face_id: object) -> bool:
         return face_id in self.index
 
-    def add(self, *, face_id: int, subject_id: int, embedding: NDArray[np.float32]) -> None:
-        self.add_many(
-            face_ids=[face_id], subject_ids=[subject_id], embeddings=embedding.reshape(1, -1)
-        )
-
     def add_many(
         self,
         *,
         face_ids: list[int],
         subject_ids: list[int],
-        embeddings: NDArray[np.float32] | None,
+        embeddings: list[NDArray[np.float32]],
     ) -> None:
-        """Add faces in one index call; `embeddings` is (N, dim), None when N is 0."""
-        if not face_ids or embeddings is None:
+        """Add faces, one embedding each, in one index call (none: nothing happens)."""
+        if not face_ids:
             return
-        self.index.add(np.asarray(face_ids, dtype=np.int64), embeddings)
+        self.index.add(np.asarray(face_ids, dtype=np.int64), np.stack(embeddings))
         self._face_subjects.update(zip(face_ids, subject_ids, strict=True))
         self.unsaved_changes = True
 

@@ -75,7 +75,7 @@ def apply_changes(
     index.add_many(
         face_ids=list(vectors),
         subject_ids=[indexed[face_id] for face_id in vectors],
-        embeddings=np.stack(list(vectors.values())) if vectors else None,
+        embeddings=list(vectors.values()),
     )
     index.remove([face_id for face_id in removed if face_id in index])
 

@@ -339,7 +339,7 @@ def _add_to(
     index.add_many(
         face_ids=[source.face_id for source in kept],
         subject_ids=[source.subject_id for source in kept],
-        embeddings=np.stack([vectors[source.face_id] for source in kept]) if kept else None,
+        embeddings=[vectors[source.face_id] for source in kept],
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from app.composition import Lineup
 from app.config import Settings
 from app.gallery.enroll import Upload
-from app.schemas import SubjectCreate
+from app.schemas import FaceOut, SubjectCreate
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -25,6 +25,15 @@ def lfw_upload(faces_dir: Path, person: str, number: int) -> Upload:
 
 def new_subject(lineup: Lineup, name: str) -> int:
     return lineup.gallery.create_subject(SubjectCreate(display_name=name)).id
+
+
+def enroll_emma(lineup: Lineup, faces_dir: Path, subject: int, number: int) -> FaceOut:
+    """Enroll Emma Watson's photo `number` for `subject`; its face, which must be enrolled."""
+    (outcome,) = lineup.gallery.enroll(
+        subject, [lfw_upload(faces_dir, "Emma_Watson", number)]
+    ).photos
+    assert outcome.face is not None, outcome
+    return outcome.face
 
 
 def gallery_files(data_dir: Path) -> set[str]:

@@ -22,7 +22,14 @@ from app.vision.backbones.base import Backbone
 from app.vision.detection import Detection, FaceDetector
 from app.vision.embedder import FaceEmbedder
 
-from gallery_support import LineupOpener, gallery_files, lfw_upload, new_subject, settings_for
+from gallery_support import (
+    LineupOpener,
+    enroll_emma,
+    gallery_files,
+    lfw_upload,
+    new_subject,
+    settings_for,
+)
 
 CPU = torch.device("cpu")
 
@@ -78,7 +85,7 @@ def test_an_enrollment_overtaken_by_a_reindex_is_embedded_with_the_new_model(
     lineup, meanwhile = meanwhile_lineup
     gallery = lineup.gallery
     subject = new_subject(lineup, "Emma")
-    gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+    enroll_emma(lineup, faces_dir, subject, 1)
     meanwhile.meanwhile = lambda: gallery.reindex(
         "dlib-resnet-cctv", device=CPU, models_dir=settings_for(Path()).models_dir
     )
@@ -110,11 +117,10 @@ def test_a_deleted_faces_photo_can_be_enrolled_again(
 ) -> None:
     with open_at(tmp_path / "data") as lineup:
         subject = new_subject(lineup, "Emma")
-        upload = lfw_upload(faces_dir, "Emma_Watson", 1)
-        face = lineup.gallery.enroll(subject, [upload]).photos[0].face
+        face = enroll_emma(lineup, faces_dir, subject, 1)
         lineup.gallery.delete_face(face.id)
         assert gallery_files(tmp_path / "data") == set()
-        again = lineup.gallery.enroll(subject, [upload]).photos[0]
+        again = lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)]).photos[0]
     assert again.status == "enrolled" and again.face is not None
 
 
@@ -125,13 +131,12 @@ def test_a_photo_whose_face_an_older_version_deleted_can_be_enrolled_again(
     data = tmp_path / "data"
     with open_at(data) as lineup:
         subject = new_subject(lineup, "Emma")
-        upload = lfw_upload(faces_dir, "Emma_Watson", 1)
-        face = lineup.gallery.enroll(subject, [upload]).photos[0].face
+        face = enroll_emma(lineup, faces_dir, subject, 1)
     with sqlite3.connect(data / "lineup.db") as db:
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("DELETE FROM faces WHERE id = ?", (face.id,))
     with open_at(data) as lineup:
-        again = lineup.gallery.enroll(subject, [upload]).photos[0]
+        again = lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)]).photos[0]
         assert again.status == "enrolled"
         assert lineup.gallery.stats().photos == 1
     assert gallery_files(data) == {
@@ -145,8 +150,7 @@ def test_the_start_up_sweep_removes_what_a_killed_process_left(
 ) -> None:
     data = tmp_path / "data"
     with open_at(data) as lineup:
-        subject = new_subject(lineup, "Emma")
-        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        enroll_emma(lineup, faces_dir, new_subject(lineup, "Emma"), 1)
         kept = gallery_files(data)
         version = lineup.gallery.active_model()
     for leftover in ("photos/354.jpg", "chips/354.png", "chips/.tmp-abc", "photos/.tmp-def"):
@@ -224,8 +228,7 @@ def test_a_failed_reindex_never_discards_the_active_versions_rows(
     open_at: LineupOpener, tmp_path: Path, faces_dir: Path
 ) -> None:
     with open_at(tmp_path / "data") as lineup:
-        subject = new_subject(lineup, "Emma")
-        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        enroll_emma(lineup, faces_dir, new_subject(lineup, "Emma"), 1)
         active = lineup.gallery.active_model()
         _discard(lineup.gallery._context, active)  # what a reindex failing after its switch runs
     with open_at(tmp_path / "data") as lineup:
