@@ -57,7 +57,10 @@ def _logging(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Default: LINEUP_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(help="Default: LINEUP_PORT.")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Default: LINEUP_PORT. 0: a free port, as logged."),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -78,7 +81,7 @@ def serve(
         "app.main:create_app",
         factory=True,
         host=host or settings.host,
-        port=port or settings.port,
+        port=settings.port if port is None else port,
         workers=workers,
         # A worker answers the supervisor's pings from a thread that importing torch and
         # loading the model can starve for seconds on a busy machine; uvicorn's 5 s

@@ -2,10 +2,7 @@
 small to search with are reported, never compared with the gallery."""
 
 import io
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-LINEUP = Path(sys.executable).parent / "lineup"
+from lineup_processes import lineup_env, start_service, wait_for
+
 START_TIMEOUT_S = 300.0  # importing torch and loading the models on two busy cores
 PROBE_TIMEOUT_S = 300.0
 # The issue's photo: 6000 × 6000 px (36 MP, under the 40 MP limit), about 1.5 MB as JPEG.
@@ -140,55 +137,16 @@ def reset_peak(pid: int) -> None:
         pytest.skip(f"cannot reset the server's peak memory here: {error}")
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up after {timeout:.0f} s waiting for {what}"
-        time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def lineup_server(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`lineup serve` in its own process (so no other test's memory counts); yield it and
     its URL once it is ready."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "LINEUP_DATA_DIR": str(data_dir),
-        "LINEUP_MODELS_DIR": str(REPO / "models"),
-        "LINEUP_DEVICE": "cpu",
-        "LINEUP_PORT": str(port),
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(LINEUP), "serve"], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        assert process.poll() is None, f"lineup serve exited:\n{log.read_text()}"
-        try:
-            return httpx.get(f"{url}/health/ready", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    service = start_service(lineup_env(data_dir), log)
     try:
-        wait_for(ready, timeout=START_TIMEOUT_S, what="lineup serve to be ready")
-        yield process, url
+        wait_for(service.is_ready, timeout=START_TIMEOUT_S, what="lineup serve to be ready")
+        yield service.process, service.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        service.stop()
 
 
 @pytest.fixture(scope="module")

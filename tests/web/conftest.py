@@ -7,7 +7,6 @@ under CI (`CI=true`), where `.ci/run` installs it and a skip would hide a gap.
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,20 +56,13 @@ def client(web_data_dir: Path, embedder: FaceEmbedder) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live_server(web_data_dir: Path, embedder: FaceEmbedder) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1, in a thread; yields its base URL."""
     app = create_app(settings_for(web_data_dir), embedder=embedder)
-    port = _free_port()
+    # Port 0: the server binds a free port itself, so no other socket can take it first.
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, name="lineup-test-server", daemon=True)
     thread.start()
@@ -79,6 +71,7 @@ def live_server(web_data_dir: Path, embedder: FaceEmbedder) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -5,8 +5,8 @@ processes: each loads its own model and keeps its own index.
 """
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 LINEUP = Path(sys.executable).parent / "lineup"
 START_TIMEOUT_S = 240.0  # two processes importing torch on two cores
 
@@ -36,13 +36,6 @@ def lineup_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -51,13 +44,30 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
         time.sleep(0.2)
 
 
+# uvicorn logs the port it bound once the app has started.
+_RUNNING_ON = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
 @dataclass
 class Service:
-    """One `lineup serve` process and a client for it."""
+    """One `lineup serve` process and a client for it.
+
+    The service binds a port of its own choosing (`--port 0`) and its log says
+    which: a port picked here and bound there later could be taken meanwhile by
+    any other socket on the machine, and the test would talk to a stranger.
+    """
 
     process: subprocess.Popen[bytes]
-    url: str
     log: Path
+    _url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            found = _RUNNING_ON.search(self.log.read_text(errors="replace"))
+            assert found is not None, f"{self.log} names no port yet"
+            self._url = found.group(1)
+        return self._url
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120)
@@ -76,6 +86,8 @@ class Service:
     def is_ready(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"lineup serve exited early:\n{self.log.read_text()[-3000:]}")
+        if _RUNNING_ON.search(self.log.read_text(errors="replace")) is None:
+            return False
         try:
             return httpx.get(self.url + "/health/ready", timeout=5).status_code == 200
         except httpx.TransportError:
@@ -89,18 +101,17 @@ class Service:
 
 
 def start_service(env: dict[str, str], log: Path, *extra: str) -> Service:
-    """Start `lineup serve` on a free port; it answers once its lifespan has run."""
-    port = free_port()
-    handle = log.open("ab")
+    """Start `lineup serve` on a port it chooses; it answers once its lifespan has run."""
+    handle = log.open("wb")
     process = subprocess.Popen(
-        [str(LINEUP), "serve", "--port", str(port), *extra],
+        [str(LINEUP), "serve", "--port", "0", *extra],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
         cwd=REPO,
     )
     handle.close()
-    return Service(process=process, url=f"http://127.0.0.1:{port}", log=log)
+    return Service(process=process, log=log)
 
 
 @contextmanager
