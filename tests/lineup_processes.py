@@ -125,7 +125,7 @@ def services(env: dict[str, str], logs: Path, count: int, *extra: str) -> Iterat
             stack.callback(service.stop)
             started.append(service)
         for service in started:
-            wait_for(service.is_ready, timeout=START_TIMEOUT_S, what=f"{service.url} ready")
+            wait_for(service.is_ready, timeout=START_TIMEOUT_S, what=f"{service.log.name} ready")
         yield started
 
 
