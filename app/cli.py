@@ -224,6 +224,7 @@ def _enroll_with_progress(
     create: bool,
     tally: "EnrollmentTally",
 ) -> None:
+    from app.audit.actor import local_actor
     from app.gallery.bulk_enroll import enroll_tree
 
     total = sum(len(folder.photos) for folder in folders)
@@ -236,6 +237,7 @@ def _enroll_with_progress(
             policy="largest" if face is FaceChoice.largest else "single",
             create=create,
             tally=tally,
+            by=local_actor("enroll"),
             on_photo=lambda _path, _outcome: bar.advance(task),
         )
 
@@ -287,19 +289,45 @@ def probe(
         float | None,
         typer.Option(min=-1.0, max=1.0, help="Cosine similarity for a match; default: calibrated."),
     ] = None,
+    case: Annotated[
+        str,
+        typer.Option(
+            "--case",
+            help="The case this search is for (1-200 characters); recorded in the audit trail.",
+        ),
+    ] = "",
+    purpose: Annotated[
+        str | None, typer.Option(help="Why the search is run; recorded in the audit trail.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ProbeResult JSON.")] = False,
 ) -> None:
-    """Search the gallery for every face in IMAGE: ranked candidates, or no match."""
+    """Search the gallery for every face in IMAGE: ranked candidates, or no match.
+
+    Like the API's, every probe is recorded in the audit trail against its --case.
+    """
     called = time.perf_counter()
+    from app.audit.actor import Case, local_actor
     from app.config import get_settings
     from app.vision.errors import ImageRejected
+
+    if not 1 <= len(case.strip()) <= 200 or case != case.strip():
+        _fail(
+            "--case is required: the case reference this search is for (1-200 characters)",
+            code=EXIT_BAD_INPUT,
+        )
 
     settings = get_settings()
     data = image.read_bytes()
     lineup = _open_lineup(settings, Console(stderr=True), since=called)
     gallery = lineup.gallery
     try:
-        result = gallery.probe(data, k=k or settings.default_k, threshold=threshold)
+        result = gallery.probe(
+            data,
+            k=k or settings.default_k,
+            threshold=threshold,
+            by=local_actor("probe"),
+            case=Case(reference=case, purpose=purpose),
+        )
     except ImageRejected as error:
         _fail(f"{image}: {error} ({error.code})", code=EXIT_BAD_INPUT)
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db.engine import create_engine_for, make_session_factory
@@ -32,6 +33,7 @@ class Lineup:
     """Everything one process opened; `close` releases it in reverse order."""
 
     engine: Engine
+    sessions: sessionmaker[Session]
     gallery: Gallery
     jobs: JobService | None = field(default=None)
 
@@ -74,7 +76,7 @@ def open_lineup(
     except BaseException:
         engine.dispose()
         raise
-    return Lineup(engine=engine, gallery=gallery, jobs=jobs)
+    return Lineup(engine=engine, sessions=sessions, gallery=gallery, jobs=jobs)
 
 
 def open_database(settings: Settings) -> Engine:

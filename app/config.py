@@ -5,6 +5,7 @@ settings are built, so a typo fails at start-up with a message saying how to
 fix it rather than on the first probe.
 """
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, cast
@@ -12,11 +13,31 @@ from typing import Literal, cast
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.access.rate_limits import RateLimit
+from app.access.roles import Role
 from app.vision.backbones.finetuned import finetuned_models
 from app.vision.backbones.registry import BACKBONES, is_known_backbone
 from app.vision.working_size import DEFAULT_DETECTION_MAX_SIDE
 
 MiB = 1024 * 1024
+DEFAULT_RATE_LIMITS = {
+    Role.viewer: RateLimit(per_minute=1200, burst=200),
+    Role.investigator: RateLimit(per_minute=120, burst=30),
+    Role.enroller: RateLimit(per_minute=600, burst=100),
+    Role.admin: RateLimit(per_minute=1200, burst=200),
+}
+"""A page of the gallery loads a chip per subject, so readers get the most; searching is the
+act that needs a reason, and comes in ones."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -100,7 +121,52 @@ class Settings(BaseSettings):
         default=None, description="Local copy of 20180408-102900-casia-webface.pt."
     )
     host: str = Field(default="127.0.0.1", description="Address `lineup serve` listens on.")
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="`on`: every request needs an API key or a login session. `off` (every "
+        "client an admin, every page under a banner saying so) is refused unless HOST is a "
+        "loopback address, and requests from other addresses are refused.",
+    )
+    rate_limits: dict[Role, RateLimit] = Field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
+        description="Requests per key, by its role, as JSON: "
+        '`{"investigator": {"per_minute": 120, "burst": 30}}`; roles left out keep their '
+        "defaults (viewer 1200/200, investigator 120/30, enroller 600/100, admin 1200/200).",
+    )
+    login_rate_limit: RateLimit = Field(
+        default=RateLimit(per_minute=10, burst=5),
+        description="Failed logins per client address, as JSON like RATE_LIMITS' values.",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A web session ends after this long unused."
+    )
+    audit_retention_days: int = Field(
+        default=3650,
+        ge=1,
+        description="Audit records older than this are removed by the daily purge (which "
+        "records that it did, and from which record the kept trail chains on).",
+    )
+    purge_interval_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How often the service runs the purge of expired subjects and old audit "
+        "records.",
+    )
     port: int = Field(default=8000, ge=1, le=65535, description="Port `lineup serve` listens on.")
+
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> "Settings":
+        if self.auth == "off" and not is_loopback(self.host):
+            raise ValueError(
+                f"LINEUP_AUTH=off is refused while the service listens on {self.host}: anyone "
+                "who can reach it would be an admin. Listen on 127.0.0.1, or keep auth on."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits_for_every_role(self) -> "Settings":
+        object.__setattr__(self, "rate_limits", {**DEFAULT_RATE_LIMITS, **self.rate_limits})
+        return self
 
     @model_validator(mode="after")
     def _known_backbone(self) -> "Settings":

@@ -7,9 +7,11 @@ from functools import partial
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from app.api import admin, faces, health, search, subjects
+from app.api import admin, audit_routes, faces, health, keys_routes, search, subjects
+from app.api.auth import require_declared_access
 from app.api.errors import install_error_handlers
 from app.api.limits import install_request_limits
+from app.api.request_ids import RequestIds
 from app.composition import open_lineup
 from app.config import Settings, get_settings
 from app.vision.embedder import FaceEmbedder
@@ -34,20 +36,22 @@ def create_app(
             partial(open_lineup, settings, embedder=embedder, with_jobs=True)
         )
         app.state.gallery, app.state.jobs = lineup.gallery, lineup.jobs
+        app.state.sessions = lineup.sessions
         try:
             yield
         finally:
-            app.state.gallery = app.state.jobs = None
+            app.state.gallery = app.state.jobs = app.state.sessions = None
             await run_in_threadpool(lineup.close)
 
     app = FastAPI(title="Lineup", description=DESCRIPTION, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.gallery = None
-    app.state.jobs = None
+    app.state.gallery = app.state.jobs = app.state.sessions = None
     install_error_handlers(app)
+    app.add_middleware(RequestIds)
     # Installed last, so outermost: a body is bounded before anything else reads it.
     install_request_limits(app, settings)
-    for module in (subjects, faces, search, health, admin):
+    for module in (subjects, faces, search, health, admin, keys_routes, audit_routes):
         app.include_router(module.router)
     install_pages(app)
+    require_declared_access(app)
     return app

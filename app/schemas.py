@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 RefusalReason = Literal[
     "no_face", "multiple_faces", "face_too_small", "low_confidence", "unreadable", "too_large"
@@ -24,7 +24,7 @@ DETAILS_MAX_DEPTH = 32
 DETAILS_MAX_BYTES = 64 * 1024
 
 
-def _plain_text(value: str) -> str:
+def plain_text(value: str) -> str:
     """`value` if it holds no control character and no surrounding whitespace.
 
     Names and external ids are shown in pages and matched exactly, so they are
@@ -75,8 +75,8 @@ def _check_json_string(value: str) -> None:
         raise ValueError("holds a lone surrogate, which is not valid UTF-8") from None
 
 
-DisplayName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_plain_text)]
-ExternalId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_plain_text)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(plain_text)]
+ExternalId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(plain_text)]
 Details = Annotated[
     dict[str, Any],
     AfterValidator(_strict_json),
@@ -84,6 +84,15 @@ Details = Annotated[
         description="Free-form metadata: notes, case numbers, attributes. Strict JSON: valid "
         f"UTF-8 without NUL, nested at most {DETAILS_MAX_DEPTH} deep, at most "
         f"{DETAILS_MAX_BYTES // 1024} KiB serialised."
+    ),
+]
+
+
+RetainUntil = Annotated[
+    AwareDatetime | None,
+    Field(
+        description="When the subject is to be deleted completely (photos, faces, chips, index "
+        "entries) by the daily purge; with its time zone. `null`: kept until deleted."
     ),
 ]
 
@@ -97,6 +106,7 @@ class SubjectCreate(BaseModel):
     display_name: DisplayName
     external_id: ExternalId | None = None
     details: Details = Field(default_factory=dict)
+    retain_until: RetainUntil = None
 
 
 class SubjectUpdate(BaseModel):
@@ -107,6 +117,7 @@ class SubjectUpdate(BaseModel):
     display_name: DisplayName | None = None
     external_id: ExternalId | None = None
     details: Details | None = None
+    retain_until: RetainUntil = None
 
 
 class SubjectBrief(BaseModel):
@@ -119,6 +130,7 @@ class SubjectBrief(BaseModel):
 
 class SubjectOut(SubjectBrief):
     details: dict[str, Any]
+    retain_until: datetime | None
     face_count: int
     created_at: datetime
     updated_at: datetime

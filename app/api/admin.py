@@ -13,6 +13,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
+from app.access.roles import Role
+from app.api.auth import CallerDep, allow
 from app.api.deps import GalleryDep, SettingsDep
 from app.api.errors import error_responses, router_errors
 from app.api.params import JobId
@@ -25,7 +27,12 @@ from app.jobs.schemas import JobOut, ReindexRequest, RetrainRequest
 from app.jobs.service import JobService
 from app.vision.backbones.registry import require_known_backbone
 
-router = APIRouter(prefix="/admin", tags=["admin"], responses=router_errors(503))
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    responses=router_errors(503),
+    dependencies=[allow(Role.admin)],
+)
 
 
 def get_jobs(request: Request) -> JobService:
@@ -40,7 +47,11 @@ JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 @router.post("/reindex", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(409, 422))
 def reindex(
-    request: ReindexRequest, jobs: JobsDep, gallery: GalleryDep, settings: SettingsDep
+    request: ReindexRequest,
+    jobs: JobsDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> JobOut:
     """Queue a reindex: every enrolled face re-embedded with `backbone`, then switched to.
 
@@ -51,7 +62,7 @@ def reindex(
     """
     require_known_backbone(request.backbone, models_dir=settings.models_dir)
     check_reindex(request, active_backbone=_active_backbone(gallery))
-    return jobs.submit("reindex", request.model_dump())
+    return jobs.submit("reindex", request.model_dump(), by=caller.actor)
 
 
 def _active_backbone(gallery: Gallery) -> str:
@@ -61,7 +72,11 @@ def _active_backbone(gallery: Gallery) -> str:
 
 @router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(409, 422))
 def retrain(
-    request: RetrainRequest, jobs: JobsDep, gallery: GalleryDep, settings: SettingsDep
+    request: RetrainRequest,
+    jobs: JobsDep,
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    caller: CallerDep,
 ) -> JobOut:
     """Queue a retrain: fine-tune dlib's ResNet into the new model `name`.
 
@@ -74,7 +89,7 @@ def retrain(
     fewer than 2 identities; 409 `job_conflict` while another job runs.
     """
     checked = check_retrain(JobContext(gallery=gallery, settings=settings), request)
-    return jobs.submit("retrain", checked.model_dump(mode="json"))
+    return jobs.submit("retrain", checked.model_dump(mode="json"), by=caller.actor)
 
 
 @router.get("/jobs")
@@ -93,9 +108,9 @@ def get_job(job_id: JobId, jobs: JobsDep) -> JobOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(404, 409),
 )
-def cancel_job(job_id: JobId, jobs: JobsDep) -> JobOut:
+def cancel_job(job_id: JobId, jobs: JobsDep, caller: CallerDep) -> JobOut:
     """Cancel a queued job at once, or ask a running one to stop at its next step.
 
     Nothing a cancelled job did is switched in. 409 `job_finished` if it has already ended.
     """
-    return jobs.cancel(job_id)
+    return jobs.cancel(job_id, by=caller.actor)

@@ -1,16 +1,20 @@
 """One place that turns every refusal into an HTTP status and a `{detail, code}` body."""
 
 import logging
+from urllib.parse import urlencode
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.access.keys import KeyNameTaken, KeyNotFound, KeyRefused
+from app.api.auth import Forbidden, LoginRequired, RateLimited, Unauthorized
+from app.api.cases import CaseMissing
 from app.gallery import errors as gallery
 from app.schemas import ErrorBody
 from app.vision import errors as vision
@@ -32,6 +36,13 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     gallery.JobFinished: 409,
     gallery.RetrainRefused: 422,
     UnknownBackbone: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
+    KeyNotFound: 404,
+    KeyNameTaken: 409,
+    KeyRefused: 422,
+    CaseMissing: 422,
     vision.EmptyImage: 400,
     vision.UnreadableImage: 415,
     vision.TruncatedImage: 400,
@@ -62,11 +73,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ANY_ROUTE_ERRORS = (408, 413, 422, 500)
 """What every route can answer: the request limits (408, 413), request validation
 (422) and an internal error (500)."""
+KEYED_ROUTE_ERRORS = (401, 403, 429)
+"""What every route that needs a key can answer besides: no usable key, the wrong role
+(or a session change without its CSRF token), over the key's rate."""
 
 
-def router_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """A router's `responses`: ANY_ROUTE_ERRORS and the `statuses` all its routes share."""
-    return error_responses(*ANY_ROUTE_ERRORS, *statuses)
+def router_errors(*statuses: int, keyed: bool = True) -> dict[int | str, dict[str, Any]]:
+    """A router's `responses`: ANY_ROUTE_ERRORS, KEYED_ROUTE_ERRORS unless its routes are
+    public, and the `statuses` all its routes share."""
+    keyed_errors = KEYED_ROUTE_ERRORS if keyed else ()
+    return error_responses(*ANY_ROUTE_ERRORS, *keyed_errors, *statuses)
 
 
 def error_response(
@@ -78,7 +94,14 @@ def error_response(
 
 async def _known_error(_: Request, error: Exception) -> JSONResponse:
     status = next(s for kind, s in STATUS_BY_ERROR.items() if isinstance(error, kind))
-    return error_response(str(error), getattr(error, "code", "error"), status)
+    headers: Mapping[str, str] | None = getattr(error, "headers", None)
+    return error_response(str(error), getattr(error, "code", "error"), status, headers=headers)
+
+
+async def _to_login(_: Request, error: Exception) -> RedirectResponse:
+    """A page without a usable login: to the login page, and back here after it."""
+    assert isinstance(error, LoginRequired)
+    return RedirectResponse(f"/login?{urlencode({'next': error.next_path})}", status_code=303)
 
 
 async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
@@ -191,6 +214,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind in STATUS_BY_ERROR:
         app.add_exception_handler(kind, _known_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(LoginRequired, _to_login)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(InternalErrors)
     app.openapi = _with_error_body(app.openapi)  # type: ignore[method-assign]

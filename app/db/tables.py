@@ -1,4 +1,5 @@
-"""The ORM tables: subjects, their photos, the faces found in them, embeddings, and jobs.
+"""The ORM tables: subjects, their photos, faces, embeddings and jobs; keys, sessions and
+the audit trail.
 
 The database is the source of truth; the vector index is rebuilt from the
 `embeddings` rows of the active model version, and every change to what can be
@@ -115,6 +116,8 @@ class Subject(Base):
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     display_name: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
+    # Past this time the purge job deletes the subject completely (`app.gallery.retention`).
+    retain_until: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         default=utc_now, onupdate=utc_now, server_default=func.now()
@@ -285,3 +288,126 @@ class GalleryChange(Base):
     subject_id: Mapped[int | None] = mapped_column(BigInteger)
     model_version_id: Mapped[int | None]
     created_at: Mapped[datetime] = _created_at()
+
+
+class ApiKey(Base):
+    """A credential for one client or person, with one role (`app.access.roles`).
+
+    Only the SHA-256 of the whole key is kept: the key is 256 random bits, so a
+    fast hash is as strong as a slow one, and a stolen table gives no key.
+    `prefix` is the key's public start, to find the row without a scan.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('viewer', 'investigator', 'enroller', 'admin')", name="role"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    created_by: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A browser's login: the key it logged in with, kept server-side.
+
+    The cookie holds a random token whose SHA-256 is `token_hash`; every
+    replica finds the session here. It ends after `idle_timeout` without a
+    request, at logout, or when its key is revoked or expires.
+    """
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    last_seen_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class RateBucket(Base):
+    """A token bucket shared by every process: one per key (`key:ID`) and one per client
+    address for failed logins (`login:ADDRESS`). Taking a token is one conditional
+    UPDATE, atomic on every backend."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float]
+    updated: Mapped[float]
+    """When `tokens` was last computed, in seconds since the epoch."""
+
+
+class AuditHead(Base):
+    """One row: the newest audit record's id and hash, and the anchor the oldest kept
+    record chains from (all zeros until retention removes the first records).
+
+    Every audit record updates this row first, which serialises records on every
+    backend, so ids and hashes form one chain in commit order.
+    """
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """One audited action: who, when, from where, what, on whom, and what was answered.
+
+    Append-only. Each record's `row_hash` covers its fields and the previous
+    record's hash (`app.audit.chain`), so a changed, removed or inserted record
+    breaks the chain where it happened. Free-form parts (target ids, image
+    hashes, the answer) are one canonical JSON text, hashed exactly as stored.
+    No foreign keys: the trail outlives the subjects and keys it names.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_case_reference", "case_reference"),
+        Index("ix_audit_events_action_at", "action", "at"),
+        Index("ix_audit_events_key_name_at", "key_name", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(32), index=True)
+    """ISO 8601 UTC with microseconds (`2026-12-02T20:08:13.123456Z`): text, so it is
+    hashed and sorted exactly as stored on every backend."""
+    key_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    case_reference: Mapped[str | None] = mapped_column(String(200))
+    purpose: Mapped[str | None] = mapped_column(Text)
+    model_version_id: Mapped[int | None]
+    subject_ids: Mapped[str] = mapped_column(Text)
+    """The subjects the action was about or answered with, as canonical JSON."""
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditSubject(Base):
+    """Which audit records name which subject: "who searched for or enrolled this person"
+    is an index lookup, not a scan of every record's JSON."""
+
+    __tablename__ = "audit_subjects"
+
+    audit_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("audit_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.audit.actor import Actor
 from app.gallery.enroll import FacePolicy, Upload
 from app.gallery.service import Gallery
 from app.schemas import PhotoOutcome, SubjectCreate
@@ -133,6 +134,7 @@ def enroll_tree(
     policy: FacePolicy,
     create: bool,
     tally: EnrollmentTally,
+    by: Actor,
     on_photo: PhotoDone | None = None,
 ) -> None:
     """Enroll each folder's photos for its subject, recording into `tally` as it goes.
@@ -141,18 +143,20 @@ def enroll_tree(
     Subjects are found by external id; missing ones are created unless `create` is off.
     """
     for folder in folders:
-        subject_id = _subject_for(gallery, folder, create=create, tally=tally)
+        subject_id = _subject_for(gallery, folder, create=create, tally=tally, by=by)
         if subject_id is None:
             tally.skipped += len(folder.photos)
             for path in folder.photos:
                 if on_photo is not None:
                     on_photo(path, None)
             continue
-        _enroll_folder(gallery, subject_id, folder, policy=policy, tally=tally, on_photo=on_photo)
+        _enroll_folder(
+            gallery, subject_id, folder, policy=policy, tally=tally, on_photo=on_photo, by=by
+        )
 
 
 def _subject_for(
-    gallery: Gallery, folder: SubjectFolder, *, create: bool, tally: EnrollmentTally
+    gallery: Gallery, folder: SubjectFolder, *, create: bool, tally: EnrollmentTally, by: Actor
 ) -> int | None:
     found = gallery.subject_id_for(folder.external_id)
     if found is not None:
@@ -162,7 +166,7 @@ def _subject_for(
         tally.missing_subjects.append(folder.external_id)
         return None
     subject = gallery.create_subject(
-        SubjectCreate(display_name=folder.display_name, external_id=folder.external_id)
+        SubjectCreate(display_name=folder.display_name, external_id=folder.external_id), by=by
     )
     tally.created_subjects.append(folder.external_id)
     return subject.id
@@ -176,17 +180,23 @@ def _enroll_folder(
     policy: FacePolicy,
     tally: EnrollmentTally,
     on_photo: PhotoDone | None,
+    by: Actor,
 ) -> None:
     enrolled_hashes = gallery.photo_hashes(subject_id)
     for path in folder.photos:
-        outcome = _enroll_photo(gallery, subject_id, path, policy, enrolled_hashes)
+        outcome = _enroll_photo(gallery, subject_id, path, policy, enrolled_hashes, by)
         tally.record(path, outcome)
         if on_photo is not None:
             on_photo(path, outcome)
 
 
 def _enroll_photo(
-    gallery: Gallery, subject_id: int, path: Path, policy: FacePolicy, enrolled_hashes: set[str]
+    gallery: Gallery,
+    subject_id: int,
+    path: Path,
+    policy: FacePolicy,
+    enrolled_hashes: set[str],
+    by: Actor,
 ) -> PhotoOutcome:
     """One photo, one call: an interruption loses at most the photo in progress."""
     try:
@@ -202,7 +212,7 @@ def _enroll_photo(
             status="duplicate",
             detail="this photo is already enrolled for the subject",
         )
-    outcome = gallery.enroll(subject_id, [Upload(path.name, data)], policy=policy).photos[0]
+    outcome = gallery.enroll(subject_id, [Upload(path.name, data)], policy=policy, by=by).photos[0]
     if outcome.status != "refused":
         enrolled_hashes.add(sha256)
     return outcome

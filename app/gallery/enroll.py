@@ -21,6 +21,8 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit.actor import Actor
+from app.audit.trail import record
 from app.db.engine import session_scope
 from app.db.tables import Embedding, Face, Photo
 from app.db.vectors import vector_to_bytes
@@ -62,35 +64,44 @@ class Refused(Exception):
 
 
 def enroll_photos(
-    context: GalleryContext, subject_id: int, uploads: list[Upload], *, policy: FacePolicy
+    context: GalleryContext,
+    subject_id: int,
+    uploads: list[Upload],
+    *,
+    policy: FacePolicy,
+    by: Actor,
 ) -> list[PhotoOutcome]:
-    """Enroll each upload for the subject; each gets its own outcome."""
+    """Enroll each upload for the subject; each gets its own outcome and audit record
+    (an enrolled or duplicate photo's in the transaction that stores or finds it)."""
     with session_scope(context.sessions) as session:
         require_subject(session, subject_id)
-    return [_enroll_one(context, subject_id, upload, policy) for upload in uploads]
+    return [_enroll_one(context, subject_id, upload, policy, by) for upload in uploads]
 
 
 def _enroll_one(
-    context: GalleryContext, subject_id: int, upload: Upload, policy: FacePolicy
+    context: GalleryContext, subject_id: int, upload: Upload, policy: FacePolicy, by: Actor
 ) -> PhotoOutcome:
     runtime = context.runtime()
+    sha256 = hashlib.sha256(upload.data).hexdigest()
     try:
         image = _decode(context, upload)
         detection = choose_face(context, runtime.embedder.detect(image), policy=policy)
     except Refused as refused:
-        return PhotoOutcome(
+        outcome = PhotoOutcome(
             filename=upload.filename,
             status="refused",
             reason=refused.reason,
             detail=refused.detail,
         )
-    sha256 = hashlib.sha256(upload.data).hexdigest()
+        with session_scope(context.sessions) as session:
+            _record_outcome(session, by, subject_id, sha256, outcome, runtime.version.id)
+        return outcome
     for _ in range(_ATTEMPTS):
         chip = runtime.embedder.align(image, detection)
         embedding = runtime.embedder.embed_chips([chip])[0]
         new_face = _NewFace(subject_id, upload, sha256, image, detection, chip, embedding)
         try:
-            return _store(context, runtime, new_face)
+            return _store(context, runtime, new_face, by)
         except _ModelSwitched:
             runtime = context.runtime()  # a reindex switched: embed again with its model
     raise ModelSwitched(
@@ -150,7 +161,9 @@ def _quality(detection: Detection) -> float:
     return round(detection.probability * min(1.0, face_side(detection) / 112.0), 4)
 
 
-def _store(context: GalleryContext, runtime: ModelRuntime, new: "_NewFace") -> PhotoOutcome:
+def _store(
+    context: GalleryContext, runtime: ModelRuntime, new: "_NewFace", by: Actor
+) -> PhotoOutcome:
     """Rows, files and log entry of one face in one transaction that holds the gallery's
     lock, so a subject deleted or a model switched meanwhile is seen before anything is
     written. Files written for a transaction that fails are removed."""
@@ -161,15 +174,47 @@ def _store(context: GalleryContext, runtime: ModelRuntime, new: "_NewFace") -> P
             if model_versions.active_version_id(write.session) != runtime.version.id:
                 raise _ModelSwitched
             duplicate, stale_files = _find_duplicate(write.session, new)
-            if duplicate is not None:
-                return duplicate
-            view = _insert(context, write, runtime, new, written)
+            outcome = duplicate or PhotoOutcome(
+                filename=new.upload.filename,
+                status="enrolled",
+                face=_insert(context, write, runtime, new, written),
+            )
+            _record_outcome(
+                write.session, by, new.subject_id, new.sha256, outcome, runtime.version.id
+            )
     except BaseException:
         context.files.delete(written)
         raise
     context.files.delete(stale_files)
     context.follower.current()  # this process's index shows the face at once
-    return PhotoOutcome(filename=new.upload.filename, status="enrolled", face=view)
+    return outcome
+
+
+def _record_outcome(
+    session: Session,
+    by: Actor,
+    subject_id: int,
+    sha256: str,
+    outcome: PhotoOutcome,
+    model_version_id: int,
+) -> None:
+    """The photo's audit record: its hash, never its bytes or its file name (which often
+    names the person, and would outlive the subject's deletion)."""
+    record(
+        session,
+        by,
+        "enroll_photo",
+        outcome="refused" if outcome.status == "refused" else "ok",
+        subject_ids=[subject_id],
+        details={
+            "subject_id": subject_id,
+            "image_sha256": sha256,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "face_id": outcome.face.id if outcome.face else None,
+        },
+        model_version_id=model_version_id,
+    )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from sqlalchemy import func, select
 
+from app.audit.actor import Actor
+from app.audit.trail import record
 from app.db.engine import session_scope
 from app.db.tables import Face, Photo
 from app.gallery.changes import gallery_write
@@ -59,7 +61,7 @@ def chip_jpeg(context: GalleryContext, face_id: int) -> bytes:
     return context.files.chip_jpeg(chip_path)
 
 
-def delete_face(context: GalleryContext, face_id: int) -> None:
+def delete_face(context: GalleryContext, face_id: int, *, by: Actor) -> None:
     """Remove one face: its embeddings, chip and index entries, and its photo, which
     was enrolled for this face alone (so the same photo can be enrolled again)."""
     with gallery_write(context.sessions) as write:
@@ -74,5 +76,12 @@ def delete_face(context: GalleryContext, face_id: int) -> None:
             files.append(photo.stored_path)
             write.session.delete(photo)
         write.face_removed(face_id=face_id, subject_id=face.subject_id)
+        record(
+            write.session,
+            by,
+            "face_delete",
+            subject_ids=[face.subject_id],
+            details={"face_id": face_id, "subject_id": face.subject_id},
+        )
     context.files.delete(files)
     context.follower.current()

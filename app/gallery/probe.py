@@ -6,11 +6,15 @@ than forced onto the nearest subject. A face too small to search with is
 reported as `too_small`, and never searched.
 """
 
+import hashlib
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.audit.actor import Actor, Case
+from app.audit.trail import record
 from app.db.engine import session_scope
 from app.db.tables import Subject
 from app.gallery.context import GalleryContext
@@ -29,13 +33,24 @@ from app.vision.detection import Detection
 from app.vision.images import decode_image
 
 
-def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | None) -> ProbeResult:
+def probe(
+    context: GalleryContext,
+    data: bytes,
+    *,
+    k: int,
+    threshold: float | None,
+    by: Actor,
+    case: Case,
+) -> ProbeResult:
     """Find every face in `data` and rank the `k` most similar subjects for each.
 
     A face smaller than the probe minimum (`LINEUP_MIN_FACE_SIZE`, by the rule
     of `face_rules`) is answered `too_small` with no candidates: it is never
     compared with the gallery, since its embedding says too little to rank
     anyone by. Faces keep the detector's order, most confident first.
+
+    The answer is returned only once its audit record (the image's hash, every
+    candidate and decision) is committed: no search goes unrecorded.
     """
     image = decode_image(data, max_pixels=context.policy.max_pixels)
     runtime = context.runtime()  # one version for the whole answer, even mid-reindex
@@ -51,7 +66,7 @@ def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | No
         _searched_face(face.detection, face_hits, subjects, threshold=threshold)
         for face, face_hits in zip(faces, hits, strict=True)
     )
-    return ProbeResult(
+    result = ProbeResult(
         model_version=version_view(runtime.version),
         threshold=threshold,
         k=k,
@@ -59,6 +74,38 @@ def probe(context: GalleryContext, data: bytes, *, k: int, threshold: float | No
             next(answers) if reason is None else _face(detection, "too_small", [], detail=reason)
             for detection, reason in zip(detections, reasons, strict=True)
         ],
+    )
+    with session_scope(context.sessions) as session:
+        _record_probe(session, by, case, hashlib.sha256(data).hexdigest(), result)
+    return result
+
+
+def _record_probe(
+    session: Session, by: Actor, case: Case, sha256: str, result: ProbeResult
+) -> None:
+    faces: list[dict[str, Any]] = [
+        {
+            "decision": face.decision,
+            "candidates": [
+                {"subject_id": c.subject.id, "face_id": c.face_id, "similarity": c.similarity}
+                for c in face.candidates
+            ],
+        }
+        for face in result.faces
+    ]
+    record(
+        session,
+        by,
+        "probe",
+        case=case,
+        subject_ids=(c["subject_id"] for face in faces for c in face["candidates"]),
+        details={
+            "image_sha256": [sha256],
+            "k": result.k,
+            "threshold": result.threshold,
+            "faces": faces,
+        },
+        model_version_id=result.model_version.id,
     )
 
 

@@ -6,9 +6,20 @@ from pathlib import Path
 import torch
 from sqlalchemy import func, select
 
+from app.audit.actor import Actor, Case
 from app.db.engine import session_scope
 from app.db.tables import Face, GalleryHead, Photo, Subject
-from app.gallery import enroll, faces, probe, reindex, subjects, sweep, training_faces, verify
+from app.gallery import (
+    enroll,
+    faces,
+    probe,
+    reindex,
+    retention,
+    subjects,
+    sweep,
+    training_faces,
+    verify,
+)
 from app.gallery.context import GalleryContext
 from app.gallery.enroll import FacePolicy, Upload
 from app.gallery.model_versions import ModelVersionInfo
@@ -39,8 +50,10 @@ class Gallery:
         self._context = context  # private: every front door goes through the methods
 
     # Subjects
-    def create_subject(self, request: SubjectCreate) -> SubjectOut:
-        return subjects.create_subject(self._context, request)
+    # Every change and every search names who did it (`by`), for the audit trail, and a
+    # search names its case; each is recorded in the transaction that does it.
+    def create_subject(self, request: SubjectCreate, *, by: Actor) -> SubjectOut:
+        return subjects.create_subject(self._context, request, by=by)
 
     def get_subject(self, subject_id: int) -> SubjectOut:
         return subjects.get_subject(self._context, subject_id)
@@ -48,17 +61,21 @@ class Gallery:
     def list_subjects(self, *, query: str | None, offset: int, limit: int) -> SubjectPage:
         return subjects.list_subjects(self._context, query=query, offset=offset, limit=limit)
 
-    def update_subject(self, subject_id: int, changes: SubjectUpdate) -> SubjectOut:
-        return subjects.update_subject(self._context, subject_id, changes)
+    def update_subject(self, subject_id: int, changes: SubjectUpdate, *, by: Actor) -> SubjectOut:
+        return subjects.update_subject(self._context, subject_id, changes, by=by)
 
-    def delete_subject(self, subject_id: int) -> None:
-        subjects.delete_subject(self._context, subject_id)
+    def delete_subject(self, subject_id: int, *, by: Actor) -> None:
+        subjects.delete_subject(self._context, subject_id, by=by)
+
+    def purge_expired(self, *, by: Actor) -> list[int]:
+        """Delete every subject past its `retain_until`; the ids deleted."""
+        return retention.purge_expired(self._context, by=by)
 
     # Faces
     def enroll(
-        self, subject_id: int, uploads: list[Upload], *, policy: FacePolicy = "single"
+        self, subject_id: int, uploads: list[Upload], *, by: Actor, policy: FacePolicy = "single"
     ) -> EnrollmentResult:
-        outcomes = enroll.enroll_photos(self._context, subject_id, uploads, policy=policy)
+        outcomes = enroll.enroll_photos(self._context, subject_id, uploads, policy=policy, by=by)
         enrolled = sum(outcome.status == "enrolled" for outcome in outcomes)
         return EnrollmentResult(subject_id=subject_id, enrolled=enrolled, photos=outcomes)
 
@@ -71,22 +88,40 @@ class Gallery:
     def chip_jpeg(self, face_id: int) -> bytes:
         return faces.chip_jpeg(self._context, face_id)
 
-    def delete_face(self, face_id: int) -> None:
-        faces.delete_face(self._context, face_id)
+    def delete_face(self, face_id: int, *, by: Actor) -> None:
+        faces.delete_face(self._context, face_id, by=by)
 
     # Searches
-    def probe(self, data: bytes, *, k: int, threshold: float | None = None) -> ProbeResult:
-        return probe.probe(self._context, data, k=k, threshold=threshold)
+    def probe(
+        self, data: bytes, *, k: int, by: Actor, case: Case, threshold: float | None = None
+    ) -> ProbeResult:
+        return probe.probe(self._context, data, k=k, threshold=threshold, by=by, case=case)
 
     def verify_photos(
-        self, first: bytes, second: bytes, *, threshold: float | None = None
+        self,
+        first: bytes,
+        second: bytes,
+        *,
+        by: Actor,
+        case: Case,
+        threshold: float | None = None,
     ) -> VerifyResult:
-        return verify.verify_photos(self._context, first, second, threshold=threshold)
+        return verify.verify_photos(
+            self._context, first, second, threshold=threshold, by=by, case=case
+        )
 
     def verify_faces(
-        self, first_id: int, second_id: int, *, threshold: float | None = None
+        self,
+        first_id: int,
+        second_id: int,
+        *,
+        by: Actor,
+        case: Case,
+        threshold: float | None = None,
     ) -> VerifyResult:
-        return verify.verify_faces(self._context, first_id, second_id, threshold=threshold)
+        return verify.verify_faces(
+            self._context, first_id, second_id, threshold=threshold, by=by, case=case
+        )
 
     # Model
     def reindex(

@@ -1,17 +1,24 @@
 """Creating, finding, changing and deleting gallery subjects."""
 
+from typing import Literal
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from app.audit.actor import Actor
+from app.audit.trail import record
 from app.db.engine import session_scope
 from app.db.tables import Face, Photo, Subject
+from app.db.types import utc_now
 from app.gallery.changes import gallery_write
 from app.gallery.context import GalleryContext
 from app.gallery.errors import DuplicateExternalId, SubjectNotFound
 from app.schemas import SubjectCreate, SubjectOut, SubjectPage, SubjectUpdate
 
+SubjectRemoval = Literal["subject_delete", "subject_purge"]
 
-def create_subject(context: GalleryContext, request: SubjectCreate) -> SubjectOut:
+
+def create_subject(context: GalleryContext, request: SubjectCreate, *, by: Actor) -> SubjectOut:
     with gallery_write(context.sessions) as write:
         session = write.session
         _ensure_external_id_free(session, request.external_id)
@@ -19,9 +26,11 @@ def create_subject(context: GalleryContext, request: SubjectCreate) -> SubjectOu
             display_name=request.display_name,
             external_id=request.external_id,
             details=dict(request.details),
+            retain_until=request.retain_until,
         )
         session.add(subject)
         session.flush()
+        record(session, by, "subject_create", subject_ids=[subject.id], details=_audited(subject))
         return _view(session, subject)
 
 
@@ -50,7 +59,9 @@ def list_subjects(
         return SubjectPage(items=items, total=total, offset=offset, limit=limit)
 
 
-def update_subject(context: GalleryContext, subject_id: int, changes: SubjectUpdate) -> SubjectOut:
+def update_subject(
+    context: GalleryContext, subject_id: int, changes: SubjectUpdate, *, by: Actor
+) -> SubjectOut:
     sent = changes.model_fields_set
     with gallery_write(context.sessions) as write:
         session = write.session
@@ -62,15 +73,33 @@ def update_subject(context: GalleryContext, subject_id: int, changes: SubjectUpd
             subject.display_name = changes.display_name
         if "details" in sent:
             subject.details = dict(changes.details or {})
+        if "retain_until" in sent:
+            subject.retain_until = changes.retain_until
         session.flush()
+        audited = {**_audited(subject), "fields": sorted(sent)}
+        record(session, by, "subject_update", subject_ids=[subject_id], details=audited)
         return _view(session, subject)
 
 
-def delete_subject(context: GalleryContext, subject_id: int) -> None:
-    """Remove the subject, its photos, faces, embeddings, files and index entries."""
+def delete_subject(
+    context: GalleryContext,
+    subject_id: int,
+    *,
+    by: Actor,
+    action: SubjectRemoval = "subject_delete",
+    only_if_expired: bool = False,
+) -> bool:
+    """Remove the subject, its photos, faces, embeddings, files and index entries.
+
+    `action` says why in the audit trail: deleted by a caller, or purged once
+    expired. With `only_if_expired`, a subject whose `retain_until` is not past
+    (extended since it was found expired) is kept; the answer says if it went.
+    """
     with gallery_write(context.sessions) as write:
         session = write.session
         subject = require_subject(session, subject_id)
+        if only_if_expired and not (subject.retain_until and subject.retain_until <= utc_now()):
+            return False
         faces = session.execute(
             select(Face.id, Face.chip_path).where(Face.subject_id == subject_id)
         ).all()
@@ -80,8 +109,21 @@ def delete_subject(context: GalleryContext, subject_id: int) -> None:
         session.delete(subject)
         for face_id, _ in faces:
             write.face_removed(face_id=face_id, subject_id=subject_id)
+        details = {**_audited(subject), "faces": len(faces), "photos": len(photo_paths)}
+        record(session, by, action, subject_ids=[subject_id], details=details)
     context.files.delete([*photo_paths, *(chip for _, chip in faces)])
     context.follower.current()
+    return True
+
+
+def _audited(subject: Subject) -> dict[str, object]:
+    """What the trail keeps of a subject: its ids and retention, never its name or details,
+    which must go when the subject does."""
+    return {
+        "subject_id": subject.id,
+        "external_id": subject.external_id,
+        "retain_until": subject.retain_until.isoformat() if subject.retain_until else None,
+    }
 
 
 def _escape_like(text: str) -> str:
@@ -127,6 +169,7 @@ def _view(session: Session, subject: Subject) -> SubjectOut:
         external_id=subject.external_id,
         display_name=subject.display_name,
         details=dict(subject.details),
+        retain_until=subject.retain_until,
         face_count=face_count or 0,
         created_at=subject.created_at,
         updated_at=subject.updated_at,

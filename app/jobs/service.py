@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit.actor import Actor
 from app.config import Settings
 from app.gallery.service import Gallery
 from app.jobs.runners import RUNNERS, JobContext, JobRunner
@@ -28,9 +29,9 @@ class JobService:
         self.store = store
         self._worker = worker
 
-    def submit(self, kind: str, parameters: Mapping[str, Any]) -> JobOut:
+    def submit(self, kind: str, parameters: Mapping[str, Any], *, by: Actor) -> JobOut:
         """Queue a job (`JobConflict` if one is queued or running) and wake the worker."""
-        job = self.store.create(kind, parameters)
+        job = self.store.create(kind, parameters, by=by)
         self._worker.wake()
         return job
 
@@ -40,8 +41,8 @@ class JobService:
     def get(self, job_id: int) -> JobOut:
         return self.store.get(job_id)
 
-    def cancel(self, job_id: int) -> JobOut:
-        return self.store.request_cancel(job_id)
+    def cancel(self, job_id: int, *, by: Actor) -> JobOut:
+        return self.store.request_cancel(job_id, by=by)
 
     def stop(self) -> None:
         """Stop the worker; a running job stops at its next check and is marked failed."""

@@ -18,6 +18,8 @@ from typing import Any, Final
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit.actor import Actor
+from app.audit.trail import record
 from app.db.engine import session_scope
 from app.db.tables import Job
 from app.db.types import utc_now
@@ -43,8 +45,9 @@ class JobStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def create(self, kind: str, parameters: Mapping[str, Any]) -> JobOut:
-        """Queue a job; `JobConflict` if another one is queued or running."""
+    def create(self, kind: str, parameters: Mapping[str, Any], *, by: Actor) -> JobOut:
+        """Queue a job, recorded in the audit trail; `JobConflict` if another one is queued
+        or running."""
         with session_scope(self._sessions) as session:
             lock_gallery(session)
             active = session.scalars(
@@ -64,6 +67,8 @@ class JobStore:
             )
             session.add(job)
             session.flush()
+            details = {"job_id": job.id, "kind": kind, "parameters": job.parameters}
+            record(session, by, "job_start", details=details)
             return JobOut.model_validate(job)
 
     def list_jobs(self, *, limit: int = 50) -> list[JobOut]:
@@ -134,7 +139,7 @@ class JobStore:
             session.flush()
             return JobOut.model_validate(job)
 
-    def request_cancel(self, job_id: int) -> JobOut:
+    def request_cancel(self, job_id: int, *, by: Actor) -> JobOut:
         """Cancel a queued job at once; ask a running one to stop at its next check.
 
         `JobFinished` if the job has already ended.
@@ -151,6 +156,7 @@ class JobStore:
             else:
                 job.message = "cancelling"
             session.flush()
+            record(session, by, "job_cancel", details={"job_id": job_id, "kind": job.kind})
             return JobOut.model_validate(job)
 
     def fail_abandoned(self) -> list[int]:

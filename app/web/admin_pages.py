@@ -9,6 +9,8 @@ admin API (`POST /admin/reindex`, `POST /admin/retrain`), showing any refusal's
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from app.access.roles import Role
+from app.api.auth import allow_page
 from app.api.deps import GalleryDep, SettingsDep
 from app.jobs.schemas import JobOut
 from app.jobs.service import JobService
@@ -20,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 JOBS_SHOWN = 20
 
 
-@router.get("/admin", response_class=HTMLResponse)
+@router.get("/admin", response_class=HTMLResponse, dependencies=[allow_page(Role.admin)])
 def admin_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> HTMLResponse:
     stats = gallery.stats()
     active = stats.model_version.backbone

@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from app.access.roles import Role
+from app.api.auth import allow_page
 from app.api.deps import GalleryDep
 from app.api.params import Canonical, SubjectId, last_page
 from app.gallery.errors import SubjectNotFound
@@ -29,12 +31,12 @@ class SubjectCard:
     thumbnail_face_id: int | None
 
 
-@router.get("/")
+@router.get("/", dependencies=[allow_page(Role.viewer)])
 def home() -> RedirectResponse:
     return RedirectResponse("/gallery", status_code=303)
 
 
-@router.get("/gallery", response_class=HTMLResponse)
+@router.get("/gallery", response_class=HTMLResponse, dependencies=[allow_page(Role.viewer)])
 def gallery_page(
     request: Request,
     gallery: GalleryDep,
@@ -62,7 +64,9 @@ def gallery_page(
     )
 
 
-@router.get("/gallery/{subject_id}", response_class=HTMLResponse)
+@router.get(
+    "/gallery/{subject_id}", response_class=HTMLResponse, dependencies=[allow_page(Role.viewer)]
+)
 def subject_page(request: Request, subject_id: SubjectId, gallery: GalleryDep) -> HTMLResponse:
     """A subject's metadata and every enrolled face chip, each with a delete button."""
     try:

@@ -13,6 +13,8 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
+from app.access.roles import Role
+from app.api.auth import allow_page
 from app.api.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -67,13 +69,13 @@ def report_file(data_dir: Path, name: str, relative: str) -> Path | None:
     return candidate
 
 
-@router.get("/reports/{name}")
+@router.get("/reports/{name}", dependencies=[allow_page(Role.admin)])
 def report_home(name: str) -> RedirectResponse:
     """The report's folder URL, so its relative links to figures resolve."""
     return RedirectResponse(f"/reports/{name}/", status_code=307)
 
 
-@router.get("/reports/{name}/{relative:path}")
+@router.get("/reports/{name}/{relative:path}", dependencies=[allow_page(Role.admin)])
 def report_page(name: str, relative: str, settings: SettingsDep) -> FileResponse:
     """A report's `index.html` (for an empty path) or one of its files."""
     path = report_file(settings.data_dir, name, relative or "index.html")

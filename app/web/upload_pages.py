@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from app.access.roles import Role
+from app.api.auth import allow_page
 from app.api.deps import GalleryDep, SettingsDep
 from app.api.params import ID_BOUND, Canonical
 from app.gallery.errors import SubjectNotFound
@@ -19,7 +21,7 @@ from app.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/enroll", response_class=HTMLResponse)
+@router.get("/enroll", response_class=HTMLResponse, dependencies=[allow_page(Role.enroller)])
 def enroll_page(
     request: Request,
     gallery: GalleryDep,
@@ -37,7 +39,7 @@ def enroll_page(
     return render(request, "enroll.html", {"subject": existing})
 
 
-@router.get("/probe", response_class=HTMLResponse)
+@router.get("/probe", response_class=HTMLResponse, dependencies=[allow_page(Role.investigator)])
 def probe_page(request: Request, gallery: GalleryDep, settings: SettingsDep) -> HTMLResponse:
     """The probe form, its threshold control set to the threshold probes use by default."""
     stats = gallery.stats()

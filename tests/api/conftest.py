@@ -11,6 +11,8 @@ from app.config import Settings
 from app.main import create_app
 from app.vision.embedder import FaceEmbedder
 
+from access_support import authorize
+
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
@@ -23,12 +25,13 @@ ClientStarter = Callable[..., AbstractContextManager[TestClient]]
 
 @pytest.fixture(scope="session")
 def open_client(embedder: FaceEmbedder) -> ClientStarter:
-    """Start (or restart) the app on a data directory; the lifespan runs for real."""
+    """Start (or restart) the app on a data directory; the lifespan runs for real, and the
+    client sends an admin key of its own (tests of roles and keys make their own)."""
 
     @contextmanager
     def start(data_dir: Path, **overrides: object) -> Iterator[TestClient]:
         app = create_app(settings_for(data_dir, **overrides), embedder=embedder)
         with TestClient(app) as client:
-            yield client
+            yield authorize(client)
 
     return start

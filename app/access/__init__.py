@@ -1,0 +1,1 @@
+"""Who may do what: API keys, their roles, browser sessions and rate limits."""
