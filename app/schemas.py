@@ -3,7 +3,7 @@
 import json
 import math
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -88,8 +88,20 @@ Details = Annotated[
 ]
 
 
+def in_utc(value: datetime) -> datetime:
+    """`value` in UTC; a time that UTC cannot hold (year 9999 east of Greenwich, year 1
+    west of it) is refused rather than overflowing where it is stored or compared."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("is out of the range of times Lineup stores") from error
+
+
+UtcInstant = Annotated[AwareDatetime, AfterValidator(in_utc)]
+"""A point in time with its zone, kept in UTC."""
+
 RetainUntil = Annotated[
-    AwareDatetime | None,
+    UtcInstant | None,
     Field(
         description="When the subject is to be deleted completely (photos, faces, chips, index "
         "entries) by the daily purge; with its time zone. `null`: kept until deleted."

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 
 from app.access.keys import create_key
 from app.access.roles import Role
-from app.audit.actor import SYSTEM
+from app.audit.actor import SYSTEM, Actor, Case
 
 _names = itertools.count(1)
 
@@ -26,3 +26,13 @@ def authorize(client: TestClient, role: Role = Role.admin) -> TestClient:
     """`client` sending a new key of `role` with every request from now on."""
     client.headers.update(bearer(new_key(client, role)))
     return client
+
+
+CASE = {"case_reference": "TEST-CASE-1"}
+"""The case every test search is recorded against (probes and verifies need one)."""
+BY = Actor(key_name="tests", role="admin", client="local", request_id="tests")
+"""Who the tests are, in the audit trail, when they call the gallery directly."""
+SEARCH_CASE = Case(reference="TEST-CASE-1", purpose="tests")
+TEST_RATE_LIMITS = {role: {"per_minute": 600_000, "burst": 10_000} for role in Role}
+"""Room for suites that send thousands of requests in seconds with one key; the limits
+themselves are tested with small ones (tests/api/test_rate_limits_api.py)."""

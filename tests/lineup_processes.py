@@ -4,6 +4,7 @@ What several processes do to one gallery can only be seen with several
 processes: each loads its own model and keeps its own index.
 """
 
+import itertools
 import os
 import re
 import signal
@@ -17,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from app.access.keys import create_key
+from app.access.roles import Role
+from app.audit.actor import SYSTEM
+from app.composition import open_database
+from app.config import Settings
+from app.db.engine import make_session_factory
 
 REPO = Path(__file__).resolve().parents[1]
 LINEUP = Path(sys.executable).parent / "lineup"
@@ -59,6 +67,8 @@ class Service:
 
     process: subprocess.Popen[bytes]
     log: Path
+    key: str
+    """An admin key of the gallery, sent with every request."""
     _url: str | None = None
 
     @property
@@ -69,17 +79,21 @@ class Service:
             self._url = found.group(1)
         return self._url
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
+        return httpx.Client(base_url=self.url, timeout=120, headers=self.headers)
 
     def get(self, path: str) -> Any:
-        response = httpx.get(self.url + path, timeout=60)
+        response = httpx.get(self.url + path, timeout=60, headers=self.headers)
         assert response.status_code == 200, response.text
         return response.json()
 
     def get_json_post(self, path: str, body: dict[str, Any], *, key: str = "id") -> Any:
         """POST `body` and return `key` of the answer, which must be a success."""
-        response = httpx.post(self.url + path, json=body, timeout=60)
+        response = httpx.post(self.url + path, json=body, timeout=60, headers=self.headers)
         assert response.status_code in (200, 201, 202), response.text
         return response.json()[key]
 
@@ -100,8 +114,30 @@ class Service:
         self.process.wait(timeout=60)
 
 
-def start_service(env: dict[str, str], log: Path, *extra: str) -> Service:
-    """Start `lineup serve` on a port it chooses; it answers once its lifespan has run."""
+def admin_key(env: dict[str, str]) -> str:
+    """A new admin key on the gallery of `env` (its database migrated first, as a
+    service would), made through the same code as `lineup keys create`."""
+    settings = Settings(
+        data_dir=Path(env["LINEUP_DATA_DIR"]),
+        database_url=env.get("LINEUP_DATABASE_URL"),
+        models_dir=Path(env["LINEUP_MODELS_DIR"]),
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(settings)
+    try:
+        name = f"tests-{next(_key_numbers)}-{os.getpid()}"
+        return create_key(make_session_factory(engine), name=name, role=Role.admin, by=SYSTEM).key
+    finally:
+        engine.dispose()
+
+
+_key_numbers = itertools.count(1)
+
+
+def start_service(env: dict[str, str], log: Path, *extra: str, key: str | None = None) -> Service:
+    """Start `lineup serve` on a port it chooses; it answers once its lifespan has run.
+    Requests carry `key`, or a new admin key of the gallery."""
+    key = key or admin_key(env)
     handle = log.open("wb")
     process = subprocess.Popen(
         [str(LINEUP), "serve", "--port", "0", *extra],
@@ -111,7 +147,7 @@ def start_service(env: dict[str, str], log: Path, *extra: str) -> Service:
         cwd=REPO,
     )
     handle.close()
-    return Service(process=process, log=log)
+    return Service(process=process, log=log, key=key)
 
 
 @contextmanager
@@ -120,8 +156,9 @@ def services(env: dict[str, str], logs: Path, count: int, *extra: str) -> Iterat
     logs.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         started: list[Service] = []
+        key = admin_key(env)
         for number in range(count):
-            service = start_service(env, logs / f"service-{number}.log", *extra)
+            service = start_service(env, logs / f"service-{number}.log", *extra, key=key)
             stack.callback(service.stop)
             started.append(service)
         for service in started:
@@ -152,6 +189,8 @@ def probe_subjects(service: Service, photo: Path) -> list[tuple[str, str]]:
     response = httpx.post(
         service.url + "/probe",
         files={"image": (photo.name, photo.read_bytes(), "image/jpeg")},
+        data={"case_reference": "TEST-CASE-1"},
+        headers=service.headers,
         timeout=120,
     )
     assert response.status_code == 200, response.text

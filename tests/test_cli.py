@@ -136,7 +136,7 @@ def test_probe_ranks_the_right_person_first(
     runs: EnrollRuns, data_dir: Path, faces_dir: Path
 ) -> None:
     photo = faces_dir / "lfw_mini" / "Abdullah_Gul" / "Abdullah_Gul_0004.jpg"
-    result = invoke(["probe", str(photo)], data_dir=data_dir)
+    result = invoke(["probe", str(photo), "--case", "T-1"], data_dir=data_dir)
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "face 1" in out and "face 2" not in out
@@ -148,7 +148,7 @@ def test_probe_ranks_the_right_person_first(
 
 def test_probe_json_is_a_probe_result(runs: EnrollRuns, data_dir: Path, faces_dir: Path) -> None:
     photo = faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg"
-    result = invoke(["probe", str(photo), "--json", "--k", "2"], data_dir=data_dir)
+    result = invoke(["probe", str(photo), "--json", "--k", "2", "--case", "T-1"], data_dir=data_dir)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["k"] == 2
@@ -163,7 +163,7 @@ def test_probe_of_a_non_image_is_one_line_on_stderr_and_exit_2(
 ) -> None:
     not_a_photo = tmp_path / "minutes.jpg"
     not_a_photo.write_text("minutes of the meeting")
-    result = invoke(["probe", str(not_a_photo)], data_dir=data_dir)
+    result = invoke(["probe", str(not_a_photo), "--case", "T-1"], data_dir=data_dir)
     assert result.exit_code == EXIT_BAD_INPUT
     assert "Traceback" not in result.output
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -255,12 +255,12 @@ def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one
     assert moved.exit_code == 0, moved.output
     assert f"now on {TUNED}@" in moved.stdout and "8 faces, 0 re-aligned" in moved.stdout
     assert table_row(lineup("models", "list").stdout, TUNED)[-1] == "active"
-    probed = lineup("probe", photo, "--json")
+    probed = lineup("probe", photo, "--json", "--case", "T-1")
     assert json.loads(probed.stdout)["model_version"]["backbone"] == TUNED
     assert "nothing to re-embed" in lineup("reindex", TUNED).stdout
 
     shutil.rmtree(models_dir / TUNED)
-    refused = lineup("probe", photo)
+    refused = lineup("probe", photo, "--case", "T-1")
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     assert "lineup reindex MODEL" in refused.stderr
     listed = lineup("models", "list").stdout
@@ -268,7 +268,7 @@ def test_reindex_moves_the_gallery_to_a_fine_tuned_model_and_recovers_a_lost_one
     recovered = lineup("reindex", "dlib-resnet")
     assert recovered.exit_code == 0, recovered.output
     assert "dlib-resnet@55533b28a95800a5 is the active model version" in recovered.stdout
-    body = json.loads(lineup("probe", photo, "--json").stdout)
+    body = json.loads(lineup("probe", photo, "--json", "--case", "T-1").stdout)
     assert body["model_version"]["backbone"] == "dlib-resnet"
     assert body["faces"][0]["candidates"][0]["subject"]["external_id"] == "Emma_Watson"
 
@@ -277,7 +277,7 @@ def test_probe_on_a_fresh_directory_says_the_gallery_is_empty(
     tmp_path: Path, faces_dir: Path
 ) -> None:
     photo = faces_dir / "lfw_mini" / "Emma_Watson" / "Emma_Watson_0004.jpg"
-    result = invoke(["probe", str(photo)], data_dir=tmp_path / "fresh")
+    result = invoke(["probe", str(photo), "--case", "T-1"], data_dir=tmp_path / "fresh")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert "no match" in result.stdout and "the gallery is empty" in result.stdout

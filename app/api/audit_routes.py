@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from app.access.roles import Role
 from app.api.auth import CallerDep, SessionsDep, allow
@@ -21,6 +21,7 @@ from app.audit.query import AuditFilter, search_trail, trail_csv
 from app.audit.retention import trim_trail
 from app.audit.verify import verify_trail
 from app.db.engine import session_scope
+from app.schemas import UtcInstant
 
 router = APIRouter(prefix="/admin/audit", tags=["audit"], responses=router_errors(503))
 
@@ -52,8 +53,8 @@ def audit_filter(
         Canonical,
     ] = None,
     case_reference: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="From (inclusive).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="To (exclusive).")] = None,
+    since: Annotated[UtcInstant | None, Query(description="From (inclusive).")] = None,
+    until: Annotated[UtcInstant | None, Query(description="To (exclusive).")] = None,
 ) -> AuditFilter:
     return AuditFilter(
         action=action,
@@ -111,7 +112,7 @@ def audit_verify(sessions: SessionsDep) -> TrailCheckOut:
 def audit_trim(
     sessions: SessionsDep,
     caller: CallerDep,
-    before: Annotated[AwareDatetime, Query(description="Remove records written before this.")],
+    before: Annotated[UtcInstant, Query(description="Remove records written before this.")],
 ) -> TrimOut:
     """Remove the oldest records, written before `before`; the trim itself is recorded."""
     with session_scope(sessions) as session:

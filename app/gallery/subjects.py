@@ -153,11 +153,13 @@ def _ensure_external_id_free(
     lock, so no other writer can take the id between this check and the commit."""
     if external_id is None:
         return
-    taken = session.scalar(
-        select(Subject.id).where(
-            func.lower(Subject.external_id) == external_id.lower(), Subject.id != (besides or 0)
-        )
+    # The exact value too: SQLite's lower() folds ASCII letters only, so `Ø` would
+    # otherwise slip past this check and fail the column's unique constraint.
+    same = or_(
+        func.lower(Subject.external_id) == external_id.lower(),
+        Subject.external_id == external_id,
     )
+    taken = session.scalar(select(Subject.id).where(same, Subject.id != (besides or 0)))
     if taken is not None:
         raise DuplicateExternalId(external_id)
 

@@ -11,13 +11,14 @@ from app.config import Settings
 from app.main import create_app
 from app.vision.embedder import FaceEmbedder
 
-from access_support import authorize
+from access_support import TEST_RATE_LIMITS, authorize
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def settings_for(data_dir: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=data_dir, models_dir=REPO_MODELS, device="cpu", **overrides)
+    options: dict[str, object] = {"rate_limits": TEST_RATE_LIMITS, **overrides}
+    return Settings(data_dir=data_dir, models_dir=REPO_MODELS, device="cpu", **options)
 
 
 ClientStarter = Callable[..., AbstractContextManager[TestClient]]

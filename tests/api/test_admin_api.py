@@ -38,6 +38,7 @@ from app.vision.backbones.dlib_backbone import default_weights_path
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
 
+from access_support import CASE, authorize
 from job_polling import wait_for_job
 
 CPU = torch.device("cpu")
@@ -88,7 +89,9 @@ def enroll(
 
 
 def probe(client: TestClient, path: Path) -> Answer:
-    response = client.post("/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+    response = client.post(
+        "/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")}, data=CASE
+    )
     assert response.status_code == 200, response.json()
     answer: Answer = response.json()
     return answer
@@ -146,7 +149,7 @@ def test_probes_during_a_reindex_answer_from_one_version_then_from_the_new_one(
                     return
                 path = photo(faces_dir, PEOPLE[turn % len(PEOPLE)], 1)
                 response = client.post(
-                    "/probe", files={"image": (path.name, path.read_bytes(), "x")}
+                    "/probe", files={"image": (path.name, path.read_bytes(), "x")}, data=CASE
                 )
                 statuses.append(response.status_code)
                 if response.status_code == 200:
@@ -467,6 +470,7 @@ def test_the_new_version_brings_its_calibrated_threshold_or_is_refused(
     write_card(models_dir, "dlib-resnet", default_weights_path(), 0.55)
     settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, device="cpu")
     with TestClient(create_app(settings, embedder=embedder)) as client:
+        authorize(client)
         enroll(client, faces_dir, PEOPLE[0], (1,))
         old = client.get("/stats").json()["model_version"]
         assert old["threshold"] == 0.55

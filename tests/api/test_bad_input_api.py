@@ -11,6 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from access_support import CASE
+
 BYTE_LIMIT = 300_000
 PIXEL_LIMIT = 2_000_000
 
@@ -55,7 +57,9 @@ def snapshot(client: TestClient, probe_photo: Path) -> tuple[Any, ...]:
     data_dir: Path = client.app.state.settings.data_dir  # type: ignore[attr-defined]
     files = sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file())
     answer = client.post(
-        "/probe", files={"image": ("p.jpg", probe_photo.read_bytes(), "image/jpeg")}
+        "/probe",
+        files={"image": ("p.jpg", probe_photo.read_bytes(), "image/jpeg")},
+        data=CASE,
     ).json()
     return client.get("/stats").json(), client.get("/subjects").json(), files, answer
 
@@ -91,7 +95,9 @@ def test_bad_probe_input(
 ) -> None:
     before = snapshot(client, lfw / "Monica_Seles_0002.jpg")
     response = client.post(
-        "/probe", files={"image": ("probe.jpg", data, "image/jpeg")}, params=params
+        "/probe",
+        files={"image": ("probe.jpg", data, "image/jpeg")},
+        params={**CASE, **params},
     )
     assert response.status_code == status, response.json()
     body = response.json()
@@ -145,6 +151,6 @@ def test_malformed_requests(client: TestClient) -> None:
     assert empty_name.status_code == 422 and empty_name.json()["code"] == "invalid_request"
     unknown_field = client.post("/subjects", json={"display_name": "A", "age": 3})
     assert unknown_field.json()["code"] == "invalid_request"
-    mixed = client.post("/verify", data={"first_face_id": 1})
+    mixed = client.post("/verify", data={"first_face_id": 1, **CASE})
     assert mixed.status_code == 400 and mixed.json()["code"] == "bad_request"
     assert client.get("/no-such-page").json()["code"] == "not_found"

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from access_support import CASE
+
 
 @pytest.fixture(scope="module")
 def client(open_client, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
@@ -32,7 +34,9 @@ def test_probes_enrollments_and_deletes_side_by_side(client: TestClient, faces_d
         return response.status_code
 
     def probe(path: Path) -> int:
-        response = client.post("/probe", files={"image": (path.name, path.read_bytes(), "x")})
+        response = client.post(
+            "/probe", files={"image": (path.name, path.read_bytes(), "x")}, data=CASE
+        )
         return response.status_code
 
     probes = [lfw / person / f"{person}_0005.jpg" for person in people] * 2
@@ -63,7 +67,7 @@ def test_the_event_loop_answers_while_probes_compute(client: TestClient, faces_d
     finished: list[str] = []
 
     def probe() -> None:
-        client.post("/probe", files={"image": (photo.name, photo.read_bytes(), "x")})
+        client.post("/probe", files={"image": (photo.name, photo.read_bytes(), "x")}, data=CASE)
         finished.append("probe")
 
     def live() -> None:

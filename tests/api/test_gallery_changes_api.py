@@ -8,6 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from access_support import CASE
+
 
 def jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
@@ -115,7 +117,7 @@ def test_deleting_a_subject_removes_its_faces_and_files(
     probe = client.post(
         "/probe",
         files={"image": (photos[4].name, photos[4].read_bytes(), "image/jpeg")},
-        params={"k": 100, "threshold": -1},
+        params={"k": 100, "threshold": -1, **CASE},
     ).json()
     returned = {c["face_id"] for face in probe["faces"] for c in face["candidates"]}
     assert not returned & set(face_ids)

@@ -18,12 +18,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.access.keys import create_key
+from app.access.roles import Role
 from app.api.params import MAX_OFFSET, last_page
+from app.audit.actor import SYSTEM
 from app.config import Settings
 from app.main import create_app
 from app.vision.embedder import FaceEmbedder
 from app.web.gallery_pages import PAGE_SIZE
 
+from access_support import CASE, TEST_RATE_LIMITS, authorize
 from live_server import Address, RawConnection, request_head, serve
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -41,6 +45,7 @@ def settings_for(data_dir: Path) -> Settings:
         max_upload_bytes=UPLOAD_LIMIT,
         max_request_bytes=REQUEST_LIMIT,
         body_read_timeout_s=READ_TIMEOUT_S,
+        rate_limits=TEST_RATE_LIMITS,
     )
 
 
@@ -55,6 +60,7 @@ def client(
 ) -> Iterator[TestClient]:
     app = create_app(settings_for(tmp_path_factory.mktemp("hostile")), embedder=embedder)
     with TestClient(app) as client:
+        authorize(client)
         subject = client.post("/subjects", json={"display_name": "Monica Seles"}).json()["id"]
         files = [("files", ("monica.jpg", photo, "image/jpeg"))]
         assert client.post(f"/subjects/{subject}/photos", files=files).json()["enrolled"] == 1
@@ -66,12 +72,26 @@ def crash() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(embedder: FaceEmbedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Address]:
-    """The real app behind uvicorn, with one extra route that crashes."""
+def served_app(embedder: FaceEmbedder, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """The real app, with one extra route that crashes (and that declares no access, since
+    it is added after the app was checked)."""
     app: FastAPI = create_app(settings_for(tmp_path_factory.mktemp("live")), embedder=embedder)
     app.add_api_route("/crash", crash)
-    with serve(app) as address:
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(served_app: FastAPI) -> Iterator[Address]:
+    """`served_app` behind uvicorn."""
+    with serve(served_app) as address:
         yield address
+
+
+@pytest.fixture(scope="module")
+def server_auth(server: Address, served_app: FastAPI) -> dict[str, str]:
+    """The header of an admin key of the served app, as `request_head` takes it."""
+    key = create_key(served_app.state.sessions, name="raw", role=Role.admin, by=SYSTEM).key
+    return {"authorization": f"Bearer {key}"}
 
 
 def assert_refused(response: httpx.Response, status: int, code: str) -> None:
@@ -116,7 +136,7 @@ def test_ids_must_be_plain_decimal(client: TestClient, spelling: str) -> None:
     assert_refused(client.delete(f"/subjects/{spelling}"), 422, "invalid_request")
     assert_refused(client.get(f"/faces/{spelling}/chip"), 422, "invalid_request")
     assert_refused(client.get(f"/admin/jobs/{spelling}"), 422, "invalid_request")
-    verify = client.post("/verify", data={"first_face_id": spelling, "second_face_id": "1"})
+    verify = client.post("/verify", data={"first_face_id": spelling, "second_face_id": "1", **CASE})
     assert_refused(verify, 422, "invalid_request")
     assert_refused(client.get("/enroll", params={"subject": spelling}), 422, "invalid_request")
     assert subjects(client) == before
@@ -141,9 +161,9 @@ def test_ids_beyond_64_bits_are_refused_and_the_largest_is_merely_unknown(
 
 
 def test_face_ids_in_forms_are_bounded(client: TestClient) -> None:
-    too_large = {"first_face_id": str(INT64_MAX + 1), "second_face_id": "1"}
+    too_large = {"first_face_id": str(INT64_MAX + 1), "second_face_id": "1", **CASE}
     assert_refused(client.post("/verify", data=too_large), 422, "invalid_request")
-    largest = {"first_face_id": str(INT64_MAX), "second_face_id": "1"}
+    largest = {"first_face_id": str(INT64_MAX), "second_face_id": "1", **CASE}
     assert_refused(client.post("/verify", data=largest), 404, "face_not_found")
 
 
@@ -257,7 +277,8 @@ def test_strict_fields_still_take_what_is_valid(client: TestClient) -> None:
 
 def test_a_file_over_the_upload_limit_is_upload_too_large(client: TestClient) -> None:
     image = ("big.jpg", b"\xff" * (UPLOAD_LIMIT + 1), "image/jpeg")
-    assert_refused(client.post("/probe", files={"image": image}), 413, "upload_too_large")
+    probe = client.post("/probe", files={"image": image}, data=CASE)
+    assert_refused(probe, 413, "upload_too_large")
 
 
 def test_a_request_over_the_request_limit_is_request_too_large(client: TestClient) -> None:
@@ -267,12 +288,15 @@ def test_a_request_over_the_request_limit_is_request_too_large(client: TestClien
     assert subjects(client) == before
 
 
-def test_a_declared_10_gib_body_is_refused_before_it_is_sent(server: Address) -> None:
+def test_a_declared_10_gib_body_is_refused_before_it_is_sent(
+    server: Address, server_auth: dict[str, str]
+) -> None:
     head = request_head(
         "POST",
         "/probe",
         content_type="multipart/form-data; boundary=x",
         content_length="10737418240",
+        **server_auth,
     )
     with RawConnection(server, timeout=10) as connection:
         connection.send(head)
@@ -286,13 +310,16 @@ def chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(server: Address) -> None:
+def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(
+    server: Address, server_auth: dict[str, str]
+) -> None:
     """The body is never finished: only counting while it streams can refuse it."""
     head = request_head(
         "POST",
         "/probe",
         content_type="multipart/form-data; boundary=x",
         transfer_encoding="chunked",
+        **server_auth,
     )
     part = b'--x\r\ncontent-disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
     piece = b"\xff" * 65_536
@@ -308,8 +335,12 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(server: Addres
     assert json.loads(response.body)["code"] == "request_too_large"
 
 
-def test_a_stalled_body_is_answered_408_and_closed(server: Address) -> None:
-    head = request_head("POST", "/subjects", content_type="application/json", content_length="100")
+def test_a_stalled_body_is_answered_408_and_closed(
+    server: Address, server_auth: dict[str, str]
+) -> None:
+    head = request_head(
+        "POST", "/subjects", content_type="application/json", content_length="100", **server_auth
+    )
     with RawConnection(server, timeout=READ_TIMEOUT_S + 10) as connection:
         started = time.monotonic()
         connection.send(head + b'{"display_name": ')
@@ -321,11 +352,15 @@ def test_a_stalled_body_is_answered_408_and_closed(server: Address) -> None:
     assert READ_TIMEOUT_S * 0.9 <= waited <= READ_TIMEOUT_S + 5
 
 
-def test_a_slow_but_steady_body_is_taken(server: Address) -> None:
+def test_a_slow_but_steady_body_is_taken(server: Address, server_auth: dict[str, str]) -> None:
     """The timeout is between two parts of a body, not for all of it."""
     body = json.dumps({"display_name": "Slow Sam"}).encode()
     head = request_head(
-        "POST", "/subjects", content_type="application/json", content_length=str(len(body))
+        "POST",
+        "/subjects",
+        content_type="application/json",
+        content_length=str(len(body)),
+        **server_auth,
     )
     with RawConnection(server) as connection:
         connection.send(head)

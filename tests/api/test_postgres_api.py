@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from access_support import CASE
+
 pytestmark = pytest.mark.postgres
 PEOPLE = ("Emma_Watson", "Heidi_Klum", "Justin_Timberlake")
 
@@ -16,7 +18,9 @@ def database_url(module_postgres_url: str) -> str:
 
 
 def probe_first(client: TestClient, path: Path) -> Any:
-    response = client.post("/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+    response = client.post(
+        "/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")}, data=CASE
+    )
     assert response.status_code == 200, response.json()
     faces = response.json()["faces"]
     largest = max(faces, key=lambda f: f["box"]["x2"] - f["box"]["x1"])

@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from access_support import CASE
+
 LFW_PEOPLE_COUNT = 12
 
 
@@ -15,7 +17,9 @@ def upload(path: Path) -> tuple[str, tuple[str, bytes, str]]:
 
 def probe(client: TestClient, path: Path, **params: Any) -> dict[str, Any]:
     response = client.post(
-        "/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")}, params=params
+        "/probe",
+        files={"image": (path.name, path.read_bytes(), "image/jpeg")},
+        params={**CASE, **params},
     )
     assert response.status_code == 200, response.json()
     body: dict[str, Any] = response.json()
@@ -137,7 +141,7 @@ def test_verify_two_photos(client: TestClient, faces_dir: Path, people: list[str
             "first": (first.name, first.read_bytes(), "image/jpeg"),
             "second": (second.name, second.read_bytes(), "image/jpeg"),
         }
-        response = client.post("/verify", files=files)
+        response = client.post("/verify", files=files, data=CASE)
         assert response.status_code == 200, response.json()
         body: dict[str, Any] = response.json()
         return body
@@ -152,7 +156,8 @@ def test_verify_two_enrolled_faces(client: TestClient, people: list[str]) -> Non
     subject = client.get("/subjects", params={"q": people[3]}).json()["items"][0]
     faces = client.get(f"/subjects/{subject['id']}/faces").json()
     response = client.post(
-        "/verify", data={"first_face_id": faces[0]["id"], "second_face_id": faces[1]["id"]}
+        "/verify",
+        data={"first_face_id": faces[0]["id"], "second_face_id": faces[1]["id"], **CASE},
     )
     assert response.status_code == 200
     assert response.json()["same_person"] is True

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from access_support import CASE
 from lineup_processes import lineup_env, start_service, wait_for
 
 START_TIMEOUT_S = 300.0  # importing torch and loading the models on two busy cores
@@ -41,7 +42,9 @@ def jpeg(image: Image.Image, *, quality: int = 92) -> bytes:
 
 def probe(client: TestClient | httpx.Client, data: bytes, **params: Any) -> dict[str, Any]:
     response = client.post(
-        "/probe", files={"image": ("probe.jpg", data, "image/jpeg")}, params=params
+        "/probe",
+        files={"image": ("probe.jpg", data, "image/jpeg")},
+        params={**CASE, **params},
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

@@ -30,6 +30,7 @@ from app.vision.backbones.finetuned import WEIGHTS_FILE
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
 
+from access_support import CASE, authorize
 from job_polling import wait_for_job
 
 THRESHOLD = 0.6  # no card calibrates a model trained here
@@ -72,7 +73,7 @@ def running(
 ) -> Iterator[TestClient]:
     app = create_app(settings_for(root, training_root), embedder=embedder)
     with TestClient(app) as client:
-        yield client
+        yield authorize(client)
 
 
 def assert_start_refused(root: Path, embedder: FaceEmbedder, *, match: str) -> None:
@@ -104,7 +105,9 @@ def enroll(client: TestClient, faces_dir: Path, person: str, numbers: range) -> 
 
 
 def probe(client: TestClient, path: Path) -> Answer:
-    response = client.post("/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")})
+    response = client.post(
+        "/probe", files={"image": (path.name, path.read_bytes(), "image/jpeg")}, data=CASE
+    )
     assert response.status_code == 200, response.json()
     answer: Answer = response.json()
     return answer

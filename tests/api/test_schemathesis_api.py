@@ -28,10 +28,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.access.keys import create_key
+from app.access.roles import Role
+from app.audit.actor import SYSTEM
 from app.config import Settings
 from app.main import create_app
 from app.vision.embedder import FaceEmbedder
 
+from access_support import TEST_RATE_LIMITS, bearer
 from live_server import serve
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -67,19 +71,31 @@ API = schemathesis.openapi.from_dict(DOCUMENT, config=FUZZING).exclude(
 
 
 @pytest.fixture(scope="module")
-def base_url(
+def served(
     embedder: FaceEmbedder, tmp_path_factory: pytest.TempPathFactory, faces_dir: Path
-) -> Iterator[str]:
-    """A real app behind uvicorn, with one photo enrolled for each of ENROLLED."""
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real app behind uvicorn, with one photo enrolled for each of ENROLLED, and the
+    header of an admin key, so that the fuzzing reaches every route's own checks."""
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("fuzzed"), models_dir=REPO_MODELS, device="cpu"
+        data_dir=tmp_path_factory.mktemp("fuzzed"),
+        models_dir=REPO_MODELS,
+        device="cpu",
+        rate_limits=TEST_RATE_LIMITS,
     )
-    with serve(create_app(settings, embedder=embedder)) as (host, port):
+    app = create_app(settings, embedder=embedder)
+    with serve(app) as (host, port):
         url = f"http://{host}:{port}"
-        with httpx.Client(base_url=url) as client:
+        key = create_key(app.state.sessions, name="fuzzer", role=Role.admin, by=SYSTEM).key
+        headers = bearer(key)
+        with httpx.Client(base_url=url, headers=headers) as client:
             for name in ENROLLED:
                 enroll(client, name, faces_dir / "lfw_mini" / name / f"{name}_0001.jpg")
-        yield url
+        yield url, headers
+
+
+@pytest.fixture(scope="module")
+def base_url(served: tuple[str, dict[str, str]]) -> str:
+    return served[0]
 
 
 def enroll(client: httpx.Client, name: str, photo: Path) -> None:
@@ -121,6 +137,21 @@ def test_every_operation_declares_its_errors_as_error_body(openapi: dict[str, An
             assert "503" in responses, f"{method} {path} does not declare 503 model_not_ready"
 
 
+def test_every_keyed_operation_declares_the_bearer_scheme_and_its_refusals(
+    openapi: dict[str, Any],
+) -> None:
+    schemes = openapi["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    public = {("GET", "/health/live"), ("GET", "/health/ready")}
+    for method, path, operation in operations(openapi):
+        if (method, path) in public:
+            assert "security" not in operation, f"{method} {path} is public"
+            continue
+        assert operation.get("security") == [{"HTTPBearer": []}], f"{method} {path}"
+        for status in ("401", "403", "429"):
+            assert status in operation["responses"], f"{method} {path} does not declare {status}"
+
+
 def test_operations_with_ids_in_the_path_declare_404(openapi: dict[str, Any]) -> None:
     with_ids = [(m, p, op) for m, p, op in operations(openapi) if "_id}" in p]
     assert len(with_ids) >= 8
@@ -134,5 +165,8 @@ def test_the_served_document_is_the_fuzzed_one(openapi: dict[str, Any]) -> None:
 
 
 @API.parametrize()
-def test_the_api_lives_up_to_its_openapi_document(case: schemathesis.Case, base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, checks=CHECKS)
+def test_the_api_lives_up_to_its_openapi_document(
+    case: schemathesis.Case, served: tuple[str, dict[str, str]]
+) -> None:
+    base_url, headers = served
+    case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS)

@@ -9,6 +9,8 @@ from app.config import Settings
 from app.gallery.enroll import Upload
 from app.schemas import FaceOut, SubjectCreate
 
+from access_support import BY
+
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 LineupOpener = Callable[..., AbstractContextManager[Lineup]]
@@ -24,13 +26,13 @@ def lfw_upload(faces_dir: Path, person: str, number: int) -> Upload:
 
 
 def new_subject(lineup: Lineup, name: str) -> int:
-    return lineup.gallery.create_subject(SubjectCreate(display_name=name)).id
+    return lineup.gallery.create_subject(SubjectCreate(display_name=name), by=BY).id
 
 
 def enroll_emma(lineup: Lineup, faces_dir: Path, subject: int, number: int) -> FaceOut:
     """Enroll Emma Watson's photo `number` for `subject`; its face, which must be enrolled."""
     (outcome,) = lineup.gallery.enroll(
-        subject, [lfw_upload(faces_dir, "Emma_Watson", number)]
+        subject, [lfw_upload(faces_dir, "Emma_Watson", number)], by=BY
     ).photos
     assert outcome.face is not None, outcome
     return outcome.face

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from lineup_processes import lineup_env, services
+from access_support import CASE
+from lineup_processes import Service, lineup_env, services
 
 CLIENTS = 8
 DURATION_S = 60.0
@@ -26,11 +27,11 @@ class Client(threading.Thread):
     """One client doing a random mix of operations until the deadline."""
 
     def __init__(
-        self, number: int, url: str, faces_dir: Path, deadline: float, subjects: list[int]
+        self, number: int, service: Service, faces_dir: Path, deadline: float, subjects: list[int]
     ) -> None:
         super().__init__(name=f"client-{number}")
         self.random = random.Random(number)
-        self.url, self.faces_dir, self.deadline = url, faces_dir, deadline
+        self.service, self.faces_dir, self.deadline = service, faces_dir, deadline
         self.statuses: Counter[int] = Counter()
         self.problems: list[str] = []  # connection errors and wrong answers
         # Shared by every client, so that deletions meet other clients' enrollments.
@@ -45,7 +46,7 @@ class Client(threading.Thread):
         )
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=120) as http:
+        with self.service.client() as http:
             while time.monotonic() < self.deadline:
                 operation = self.random.choice(self.operations)
                 try:
@@ -83,7 +84,7 @@ class Client(threading.Thread):
         return http.post(f"/subjects/{subject}/photos?face=largest", files=files)
 
     def probe(self, http: httpx.Client) -> httpx.Response:
-        return http.post("/probe", files={"image": self.photo()})
+        return http.post("/probe", files={"image": self.photo()}, data=CASE)
 
     def delete_face(self, http: httpx.Client) -> httpx.Response | None:
         subject = self.subject()
@@ -116,7 +117,7 @@ def test_eight_clients_for_a_minute(tmp_path: Path, faces_dir: Path) -> None:
     with services(lineup_env(data), tmp_path / "logs", 1) as (service,):
         deadline = time.monotonic() + DURATION_S
         subjects: list[int] = []
-        clients = [Client(n, service.url, faces_dir, deadline, subjects) for n in range(CLIENTS)]
+        clients = [Client(n, service, faces_dir, deadline, subjects) for n in range(CLIENTS)]
         for client in clients:
             client.start()
         for client in clients:

@@ -32,13 +32,13 @@ def started(env: dict[str, str], logs: Path, name: str) -> Service:
 class Enroller(threading.Thread):
     """Sends one photo after another until the server dies; keeps every answered face."""
 
-    def __init__(self, url: str, subjects: list[int], photos: "cycle[Path]") -> None:
+    def __init__(self, service: Service, subjects: list[int], photos: "cycle[Path]") -> None:
         super().__init__(name="enroller")
-        self.url, self.subjects, self.photos = url, subjects, photos
+        self.service, self.subjects, self.photos = service, subjects, photos
         self.answered: dict[int, int] = {}  # face id → subject id
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=60) as http:
+        with self.service.client() as http:
             for turn in range(10_000):
                 subject = self.subjects[turn % len(self.subjects)]
                 photo = next(self.photos)
@@ -76,7 +76,7 @@ def test_kill_9_during_enrollments_and_reindexes(tmp_path: Path, faces_dir: Path
     ]
     answered: dict[int, int] = {}
     for round_number in range(ROUNDS):
-        enroller = Enroller(service.url, subjects, photos)
+        enroller = Enroller(service, subjects, photos)
         enroller.start()
         wanted = 2 + round_number
         wait_for(

@@ -22,6 +22,7 @@ from app.vision.backbones.base import Backbone
 from app.vision.detection import Detection, FaceDetector
 from app.vision.embedder import FaceEmbedder
 
+from access_support import BY, SEARCH_CASE
 from gallery_support import (
     LineupOpener,
     enroll_emma,
@@ -63,7 +64,9 @@ def test_probing_an_empty_gallery_answers_no_match(
     open_at: LineupOpener, tmp_path: Path, faces_dir: Path
 ) -> None:
     with open_at(tmp_path / "data") as lineup:
-        result = lineup.gallery.probe(lfw_upload(faces_dir, "Emma_Watson", 1).data, k=5)
+        result = lineup.gallery.probe(
+            lfw_upload(faces_dir, "Emma_Watson", 1).data, k=5, by=BY, case=SEARCH_CASE
+        )
     assert [(face.decision, face.candidates) for face in result.faces] == [("no_match", [])]
 
 
@@ -72,9 +75,9 @@ def test_enrolling_into_a_subject_deleted_meanwhile_is_refused_and_stores_nothin
 ) -> None:
     lineup, meanwhile = meanwhile_lineup
     subject = new_subject(lineup, "Going")
-    meanwhile.meanwhile = lambda: lineup.gallery.delete_subject(subject)
+    meanwhile.meanwhile = lambda: lineup.gallery.delete_subject(subject, by=BY)
     with pytest.raises(SubjectNotFound):
-        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY)
     assert gallery_files(tmp_path / "data") == set()
     assert lineup.gallery.stats().photos == 0
 
@@ -89,12 +92,14 @@ def test_an_enrollment_overtaken_by_a_reindex_is_embedded_with_the_new_model(
     meanwhile.meanwhile = lambda: gallery.reindex(
         "dlib-resnet-cctv", device=CPU, models_dir=settings_for(Path()).models_dir
     )
-    result = gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 2)])
+    result = gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 2)], by=BY)
     assert result.enrolled == 1
     assert gallery.active_model().backbone == "dlib-resnet-cctv"
     stats = gallery.stats()
     assert stats.faces == stats.index_size == 2
-    probe = gallery.probe(lfw_upload(faces_dir, "Emma_Watson", 2).data, k=1)
+    probe = gallery.probe(
+        lfw_upload(faces_dir, "Emma_Watson", 2).data, k=1, by=BY, case=SEARCH_CASE
+    )
     (best,) = probe.faces[0].candidates
     assert best.face_id == result.photos[0].face.id and best.similarity > 0.999
 
@@ -102,11 +107,11 @@ def test_an_enrollment_overtaken_by_a_reindex_is_embedded_with_the_new_model(
 def test_ids_are_never_reused(open_at: LineupOpener, tmp_path: Path, faces_dir: Path) -> None:
     with open_at(tmp_path / "data") as lineup:
         first = new_subject(lineup, "First")
-        enrolled = lineup.gallery.enroll(first, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        enrolled = lineup.gallery.enroll(first, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY)
         face = enrolled.photos[0].face
-        lineup.gallery.delete_subject(first)
+        lineup.gallery.delete_subject(first, by=BY)
         second = new_subject(lineup, "Second")
-        again = lineup.gallery.enroll(second, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        again = lineup.gallery.enroll(second, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY)
     assert second > first
     assert again.photos[0].face.id > face.id and again.photos[0].face.photo_id > face.photo_id
     assert f"photos/{face.photo_id}.jpg" not in gallery_files(tmp_path / "data")
@@ -118,9 +123,11 @@ def test_a_deleted_faces_photo_can_be_enrolled_again(
     with open_at(tmp_path / "data") as lineup:
         subject = new_subject(lineup, "Emma")
         face = enroll_emma(lineup, faces_dir, subject, 1)
-        lineup.gallery.delete_face(face.id)
+        lineup.gallery.delete_face(face.id, by=BY)
         assert gallery_files(tmp_path / "data") == set()
-        again = lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)]).photos[0]
+        again = lineup.gallery.enroll(
+            subject, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY
+        ).photos[0]
     assert again.status == "enrolled" and again.face is not None
 
 
@@ -136,7 +143,9 @@ def test_a_photo_whose_face_an_older_version_deleted_can_be_enrolled_again(
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("DELETE FROM faces WHERE id = ?", (face.id,))
     with open_at(data) as lineup:
-        again = lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)]).photos[0]
+        again = lineup.gallery.enroll(
+            subject, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY
+        ).photos[0]
         assert again.status == "enrolled"
         assert lineup.gallery.stats().photos == 1
     assert gallery_files(data) == {
@@ -182,11 +191,13 @@ def test_a_restart_replays_only_the_changes_after_the_saved_index(
     data = tmp_path / "data"
     with open_at(data) as lineup:
         subject = new_subject(lineup, "Emma")
-        lineup.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", n) for n in (1, 2)])
+        lineup.gallery.enroll(
+            subject, [lfw_upload(faces_dir, "Emma_Watson", n) for n in (1, 2)], by=BY
+        )
     (sidecar,) = (data / "index").glob("*.json")
     saved = json.loads(sidecar.read_text())
     other = open_lineup(settings_for(data))  # another process, killed before it saved
-    other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 3)])
+    other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 3)], by=BY)
     other.engine.dispose()
     with open_at(data) as lineup:
         stats = lineup.gallery.stats()
@@ -211,13 +222,15 @@ def test_a_process_that_slept_through_a_switch_away_and_back_reloads(
     models = settings_for(data).models_dir
     with open_at(data) as sleeper, open_at(data) as other:
         subject = new_subject(other, "Emma")
-        other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)])
+        other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 1)], by=BY)
         assert sleeper.gallery.stats().index_size == 1  # caught up, then asleep
         other.gallery.reindex("dlib-resnet-cctv", device=CPU, models_dir=models)
-        late = other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 2)])
+        late = other.gallery.enroll(subject, [lfw_upload(faces_dir, "Emma_Watson", 2)], by=BY)
         other.gallery.reindex("dlib-resnet", device=CPU, models_dir=models)
 
-        probe = sleeper.gallery.probe(lfw_upload(faces_dir, "Emma_Watson", 2).data, k=1)
+        probe = sleeper.gallery.probe(
+            lfw_upload(faces_dir, "Emma_Watson", 2).data, k=1, by=BY, case=SEARCH_CASE
+        )
         (best,) = probe.faces[0].candidates
         assert best.face_id == late.photos[0].face.id and best.similarity > 0.999
         stats = sleeper.gallery.stats()

@@ -61,7 +61,8 @@ def every_process_finds_what_any_enrolled(env: dict[str, str], root: Path, faces
             assert probe_subjects(service, lfw(faces_dir, SECOND, 5)) == [(SECOND, "match")]
         assert_in_step(first, second)
 
-        assert httpx.delete(f"{second.url}/subjects/{subject_id}").status_code == 204
+        deleted = httpx.delete(f"{second.url}/subjects/{subject_id}", headers=second.headers)
+        assert deleted.status_code == 204
         answer = probe_subjects(first, lfw(faces_dir, FIRST, 4))
         assert FIRST not in {external_id for external_id, _ in answer}
         assert_in_step(first, second)

@@ -12,9 +12,11 @@ from app.gallery.errors import JobConflict, JobFinished, JobNotFound
 from app.gallery.owners import this_process
 from app.jobs.store import ABANDONED_AFTER, INTERRUPTED, JobStore
 
+from access_support import BY
+
 
 def test_a_job_goes_from_queued_to_running_to_succeeded(store: JobStore) -> None:
-    queued = store.create("reindex", {"backbone": "dlib-resnet"})
+    queued = store.create("reindex", {"backbone": "dlib-resnet"}, by=BY)
     assert (queued.status, queued.progress, queued.cancel_requested) == ("queued", 0.0, False)
     assert queued.parameters == {"backbone": "dlib-resnet"}
     assert queued.created_at.tzinfo is not None
@@ -41,7 +43,7 @@ def test_a_job_goes_from_queued_to_running_to_succeeded(store: JobStore) -> None
 
 
 def test_progress_is_clamped_and_only_a_running_job_reports(store: JobStore) -> None:
-    job = store.create("reindex", {})
+    job = store.create("reindex", {}, by=BY)
     store.report(job.id, 0.5, "too early")
     assert store.get(job.id).progress == 0.0 and store.get(job.id).heartbeat_at is None
     store.claim_next()
@@ -55,15 +57,15 @@ def test_progress_is_clamped_and_only_a_running_job_reports(store: JobStore) -> 
 
 
 def test_only_one_job_may_be_queued_or_running(store: JobStore) -> None:
-    first = store.create("reindex", {})
+    first = store.create("reindex", {}, by=BY)
     with pytest.raises(JobConflict) as conflict:
-        store.create("reindex", {})
+        store.create("reindex", {}, by=BY)
     assert conflict.value.code == "job_conflict" and f"job {first.id}" in str(conflict.value)
     store.claim_next()
     with pytest.raises(JobConflict):
-        store.create("retrain", {})
+        store.create("retrain", {}, by=BY)
     store.finish(first.id, status="failed", message="failed", error="boom")
-    assert store.create("reindex", {}).status == "queued"
+    assert store.create("reindex", {}, by=BY).status == "queued"
 
 
 def test_the_oldest_queued_job_is_claimed_first(
@@ -76,23 +78,23 @@ def test_the_oldest_queued_job_is_claimed_first(
 
 
 def test_cancelling_a_queued_job_ends_it_at_once(store: JobStore) -> None:
-    job = store.create("reindex", {})
-    cancelled = store.request_cancel(job.id)
+    job = store.create("reindex", {}, by=BY)
+    cancelled = store.request_cancel(job.id, by=BY)
     assert (cancelled.status, cancelled.cancel_requested) == ("cancelled", True)
     assert cancelled.finished_at is not None
     assert store.claim_next() is None
 
 
 def test_cancelling_a_running_job_asks_it_to_stop(store: JobStore) -> None:
-    job = store.create("reindex", {})
+    job = store.create("reindex", {}, by=BY)
     store.claim_next()
     assert not store.cancel_requested(job.id)
-    asked = store.request_cancel(job.id)
+    asked = store.request_cancel(job.id, by=BY)
     assert (asked.status, asked.cancel_requested, asked.message) == ("running", True, "cancelling")
     assert store.cancel_requested(job.id)
     store.finish(job.id, status="cancelled", message="cancelled")
     with pytest.raises(JobFinished) as finished:
-        store.request_cancel(job.id)
+        store.request_cancel(job.id, by=BY)
     assert finished.value.code == "job_finished"
 
 
@@ -101,7 +103,7 @@ def test_unknown_jobs_and_bad_final_states_are_refused(store: JobStore) -> None:
         with pytest.raises(JobNotFound) as missing:
             action(404)
         assert missing.value.code == "job_not_found"
-    job = store.create("reindex", {})
+    job = store.create("reindex", {}, by=BY)
     with pytest.raises(ValueError, match="not a final status"):
         store.finish(job.id, status="running", message="?")
 
@@ -109,7 +111,7 @@ def test_unknown_jobs_and_bad_final_states_are_refused(store: JobStore) -> None:
 def test_jobs_are_listed_newest_first(store: JobStore) -> None:
     ids = []
     for _ in range(3):
-        job = store.create("reindex", {})
+        job = store.create("reindex", {}, by=BY)
         store.finish(job.id, status="failed", message="failed", error="boom")
         ids.append(job.id)
     assert [job.id for job in store.list_jobs()] == ids[::-1]

@@ -21,6 +21,8 @@ from app.jobs.schemas import JobOut
 from app.jobs.store import JobStore
 from app.jobs.worker import SHUTDOWN, JobWorker
 
+from access_support import BY
+
 Progress = Callable[[float, str], None]
 Cancelled = Callable[[], bool]
 
@@ -104,29 +106,29 @@ def test_queued_jobs_run_in_order_on_the_worker_thread(
 
 def test_a_submitted_job_is_picked_up(store: JobStore, worker: JobWorker) -> None:
     worker.start()
-    job = store.create("reindex", {"do": "count", "n": 7})
+    job = store.create("reindex", {"do": "count", "n": 7}, by=BY)
     worker.wake()
     assert wait_for(store, job.id, "succeeded").result == {"n": 7}
 
 
 def test_a_failing_runner_fails_its_job_with_the_reason(store: JobStore, worker: JobWorker) -> None:
     worker.start()
-    failed = store.create("reindex", {"do": "fail"})
+    failed = store.create("reindex", {"do": "fail"}, by=BY)
     assert wait_for(store, failed.id, "failed").error == "the disk is full"
-    unknown = store.create("retrain", {})
+    unknown = store.create("retrain", {}, by=BY)
     assert wait_for(store, unknown.id, "failed").error == "no runner for jobs of kind 'retrain'"
-    after = store.create("reindex", {"do": "count", "n": 1})
+    after = store.create("reindex", {"do": "count", "n": 1}, by=BY)
     assert wait_for(store, after.id, "succeeded").status == "succeeded"
 
 
 def test_a_cancelled_job_stops_at_its_next_check(store: JobStore, worker: JobWorker) -> None:
     worker.start()
-    job = store.create("reindex", {"do": "wait"})
+    job = store.create("reindex", {"do": "wait"}, by=BY)
     # Not merely "running": the job is claimed before the runner's first check, and a
     # cancel landing in between stops it before it reports anything.
     reporting = wait_until(store, job.id, lambda job: job.message == "waiting")
     assert reporting.progress == pytest.approx(0.1)
-    assert store.request_cancel(reporting.id).cancel_requested
+    assert store.request_cancel(reporting.id, by=BY).cancel_requested
     cancelled = wait_for(store, job.id, "cancelled")
     assert cancelled.error is None and cancelled.progress == pytest.approx(0.1)
 
@@ -135,9 +137,9 @@ def test_a_job_cancelled_before_its_first_check_stops_at_that_check(
     store: JobStore, worker: JobWorker, gate: threading.Event
 ) -> None:
     worker.start()
-    job = store.create("reindex", {"do": "gated"})
+    job = store.create("reindex", {"do": "gated"}, by=BY)
     running = wait_for(store, job.id, "running")  # claimed; the runner waits at the gate
-    assert store.request_cancel(running.id).message == "cancelling"
+    assert store.request_cancel(running.id, by=BY).message == "cancelling"
     gate.set()
     cancelled = wait_for(store, job.id, "cancelled")
     assert (cancelled.error, cancelled.progress, cancelled.message) == (None, 0.0, "cancelled")
@@ -145,7 +147,7 @@ def test_a_job_cancelled_before_its_first_check_stops_at_that_check(
 
 def test_stopping_the_worker_interrupts_the_running_job(store: JobStore, worker: JobWorker) -> None:
     worker.start()
-    job = store.create("reindex", {"do": "wait"})
+    job = store.create("reindex", {"do": "wait"}, by=BY)
     wait_for(store, job.id, "running")
     worker.stop(timeout=10)
     stopped = store.get(job.id)

@@ -25,6 +25,8 @@ from app.schemas import SubjectCreate
 from app.training.dataset import ChipDataset
 from app.vision.embedder import FaceEmbedder
 
+from access_support import BY
+
 CPU = torch.device("cpu")
 EVERY_FACE = GalleryDataset(kind="gallery", min_photos=2)
 
@@ -45,13 +47,13 @@ def gallery(
     lineup = open_lineup(settings, embedder=embedder)
     gallery = lineup.gallery
     subjects = {
-        person: gallery.create_subject(SubjectCreate(display_name=person)).id
+        person: gallery.create_subject(SubjectCreate(display_name=person), by=BY).id
         for person in ("Tom_Hanks", "Emma_Watson", "Heidi_Klum")
     }
 
     def enroll(person: str, numbers: tuple[int, ...]) -> None:
         result = gallery.enroll(
-            subjects[person], uploads(faces_dir, person, numbers), policy="largest"
+            subjects[person], uploads(faces_dir, person, numbers), policy="largest", by=BY
         )
         assert result.enrolled == len(numbers), result
 
