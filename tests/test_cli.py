@@ -7,6 +7,7 @@ once per module and the tests below read its results.
 import json
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,37 @@ def test_probe_of_a_non_image_is_one_line_on_stderr_and_exit_2(
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "minutes.jpg" in line and "unreadable_image" in line
     assert result.stdout == ""
+
+
+def test_a_probe_without_a_case_is_refused_before_anything_loads(
+    runs: EnrollRuns, data_dir: Path, faces_dir: Path
+) -> None:
+    photo = faces_dir / "lfw_mini" / "Monica_Seles" / "Monica_Seles_0004.jpg"
+    before = audit_count(data_dir)
+    result = invoke(["probe", str(photo)], data_dir=data_dir)
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "--case is required" in result.stderr and result.stdout == ""
+    assert audit_count(data_dir) == before
+
+
+def test_a_probe_is_recorded_against_its_case_as_the_local_account(
+    runs: EnrollRuns, data_dir: Path, faces_dir: Path
+) -> None:
+    photo = faces_dir / "lfw_mini" / "Monica_Seles" / "Monica_Seles_0004.jpg"
+    args = ["probe", str(photo), "--case", "CLI-7", "--purpose", "a test"]
+    assert invoke(args, data_dir=data_dir).exit_code == 0
+    with sqlite3.connect(data_dir / "lineup.db") as db:
+        row = db.execute(
+            "SELECT key_name, role, case_reference, purpose, action FROM audit_events "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    assert row[0].startswith("local:") and row[1:] == ("admin", "CLI-7", "a test", "probe")
+
+
+def audit_count(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "lineup.db") as db:
+        count: int = db.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+    return count
 
 
 def test_db_upgrade_on_a_fresh_directory(tmp_path: Path) -> None:

@@ -24,6 +24,12 @@ TABLES = {
     "jobs",
     "gallery_head",
     "gallery_changes",
+    "api_keys",
+    "web_sessions",
+    "rate_buckets",
+    "audit_head",
+    "audit_events",
+    "audit_subjects",
 }
 
 
@@ -45,8 +51,8 @@ def _table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_is_the_gallery_changes_revision() -> None:
-    assert head_revision() == "0003_gallery_changes"
+def test_head_is_the_access_and_audit_revision() -> None:
+    assert head_revision() == "0004_access_and_audit"
 
 
 def test_upgrade_builds_the_orm_schema(database_url: str) -> None:

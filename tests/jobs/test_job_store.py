@@ -1,6 +1,7 @@
 """Jobs move queued → running → finished, one at a time, and never move back."""
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -99,7 +100,7 @@ def test_cancelling_a_running_job_asks_it_to_stop(store: JobStore) -> None:
 
 
 def test_unknown_jobs_and_bad_final_states_are_refused(store: JobStore) -> None:
-    for action in (store.get, store.request_cancel):
+    for action in (store.get, partial(store.request_cancel, by=BY)):
         with pytest.raises(JobNotFound) as missing:
             action(404)
         assert missing.value.code == "job_not_found"
