@@ -12,6 +12,7 @@ from app.api.auth import require_declared_access
 from app.api.errors import install_error_handlers
 from app.api.limits import install_request_limits
 from app.api.request_ids import RequestIds
+from app.api.security_headers import SecurityHeaders
 from app.composition import open_lineup
 from app.config import Settings, get_settings
 from app.vision.embedder import FaceEmbedder
@@ -48,8 +49,11 @@ def create_app(
     app.state.gallery = app.state.jobs = app.state.sessions = None
     install_error_handlers(app)
     app.add_middleware(RequestIds)
-    # Installed last, so outermost: a body is bounded before anything else reads it.
+    # The later a middleware is added, the further out it runs: the request limits bound
+    # a body before anything else reads it, and every answer, their refusals included,
+    # leaves with the security headers.
     install_request_limits(app, settings)
+    app.add_middleware(SecurityHeaders)
     for module in (subjects, faces, search, health, admin, keys_routes, audit_routes):
         app.include_router(module.router)
     install_pages(app)

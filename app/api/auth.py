@@ -147,7 +147,8 @@ def allow_page(role: Role) -> DependsMarker:
         try:
             caller = current_caller(request)
         except Unauthorized as error:
-            raise LoginRequired(str(error), request.url.path) from error
+            back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise LoginRequired(str(error), back) from error
         if not may(caller.role, role):
             raise Forbidden(f"a {caller.role} key may not open this page; it needs {role}")
         return caller
@@ -241,7 +242,8 @@ def _within_rate(sessions: sessionmaker[Session], key: KeyInfo, settings: Settin
 
 def _check_csrf(request: Request, caller: Caller) -> None:
     sent = request.headers.get(CSRF_HEADER, "")
-    if not caller.csrf_token or not hmac.compare_digest(sent, caller.csrf_token):
+    # Bytes, not text: compare_digest refuses text that is not ASCII instead of comparing.
+    if not caller.csrf_token or not hmac.compare_digest(sent.encode(), caller.csrf_token.encode()):
         raise Forbidden(
             f"a change made from a login session needs its CSRF token ({CSRF_HEADER})",
             "csrf_failed",

@@ -1,9 +1,9 @@
 """One place that turns every refusal into an HTTP status and a `{detail, code}` body."""
 
 import logging
-from urllib.parse import urlencode
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

@@ -1,9 +1,10 @@
 """The pages in a real headless Chromium against a real server: enroll, gallery, probe, admin.
 
-Three `lfw_mini` people are enrolled through the enroll page; a fourth photo of
-one of them must be named first on the probe page, and a stranger (a
-`deepface` person, not in `lfw_mini`) must be shown as no match. The probe
-pages are saved as screenshots (see `screenshots_dir`).
+Every page is logged in through the login page with a key. Three `lfw_mini`
+people are enrolled through the enroll page; a fourth photo of one of them must
+be named first on the probe page, and a stranger (a `deepface` person, not in
+`lfw_mini`) must be shown as no match. The probe pages are saved as screenshots
+(see `screenshots_dir`).
 """
 
 import io
@@ -13,7 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Page, Request, expect
+
+from app.access.roles import Role
+
+from access_support import bearer
 
 pytestmark = pytest.mark.browser
 
@@ -43,11 +48,10 @@ def save_screenshot(page: Page, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def enrolled(
-    browser: Browser, live_server: str, faces_dir: Path, screenshots_dir: Path
+    log_in_page: Callable[[Role], Page], faces_dir: Path, screenshots_dir: Path
 ) -> dict[str, list[tuple[str, str]]]:
     """Each person enrolled through the enroll page with photos 1–3: their (file, status)."""
-    context = browser.new_context(base_url=live_server)
-    page = context.new_page()
+    page = log_in_page(Role.enroller)
     outcomes = {}
     for person, external_id in PEOPLE.items():
         page.goto("/enroll")
@@ -63,7 +67,6 @@ def enrolled(
         ]
         if person == "Tom_Hanks":  # the one with a refused photo: worth a picture
             save_screenshot(page, screenshots_dir / "enroll.png")
-    context.close()
     return outcomes
 
 
@@ -113,9 +116,10 @@ def test_gallery_shows_thumbnails_and_searches(
     expect(cards).to_contain_text("Heidi Klum")
 
 
-def probe(page: Page, photo: Path) -> None:
+def probe(page: Page, photo: Path, case_reference: str = "CASE-BROWSER-1") -> None:
     page.goto("/probe")
     page.get_by_label("Probe photo").set_input_files(photo)
+    page.get_by_label("Case reference").fill(case_reference)
     page.get_by_role("button", name="Probe", exact=True).click()
     expect(page.locator("#probe-results[data-ready=true]")).to_be_visible()
     expect(page.locator(".face-box")).not_to_have_count(0)
@@ -176,6 +180,7 @@ def test_probe_shows_the_api_refusal(
     not_a_photo.write_text("this is not an image")
     page.goto("/probe")
     page.get_by_label("Probe photo").set_input_files(not_a_photo)
+    page.get_by_label("Case reference").fill("CASE-BROWSER-2")
     page.get_by_role("button", name="Probe", exact=True).click()
     expect(page.locator("#probe-status")).to_have_attribute("data-kind", "error")
     expect(page.locator("#probe-status")).to_have_text(
@@ -185,7 +190,24 @@ def test_probe_shows_the_api_refusal(
     expect_page_error("Failed to load resource")
 
 
-def test_deleting_asks_first(page: Page, enrolled: object, live_server: str) -> None:
+def test_the_probe_page_asks_for_the_case_first(
+    page: Page, enrolled: object, faces_dir: Path
+) -> None:
+    probes: list[Request] = []
+    page.on("request", lambda request: probes.append(request) if request.method == "POST" else None)
+    page.goto("/probe")
+    page.get_by_label("Probe photo").set_input_files(lfw(faces_dir, "Tom_Hanks", 4))
+    page.get_by_role("button", name="Probe", exact=True).click()
+    expect(page.locator("#probe-status")).to_have_text(
+        "Enter the case reference this search is for."
+    )
+    expect(page.get_by_label("Case reference")).to_be_focused()
+    assert probes == []
+
+
+def test_deleting_asks_first(
+    page: Page, enrolled: object, live_server: str, live_key: Callable[[Role], str]
+) -> None:
     page.goto("/gallery?q=Heidi")
     page.get_by_role("link", name="Heidi Klum").click()
     chips = page.get_by_role("img", name="Aligned face chip of Heidi Klum")
@@ -197,12 +219,15 @@ def test_deleting_asks_first(page: Page, enrolled: object, live_server: str) -> 
     page.get_by_role("button", name="Delete face").first.click()
     expect(chips).to_have_count(2)
 
-    extra = httpx.post(f"{live_server}/subjects", json={"display_name": "Passer-by"}).json()
+    admin = bearer(live_key(Role.admin))
+    extra = httpx.post(
+        f"{live_server}/subjects", json={"display_name": "Passer-by"}, headers=admin
+    ).json()
     page.goto(f"/gallery/{extra['id']}")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete subject").click()
     expect(page).to_have_url(f"{live_server}/gallery")
-    assert httpx.get(f"{live_server}/subjects/{extra['id']}").status_code == 404
+    assert httpx.get(f"{live_server}/subjects/{extra['id']}", headers=admin).status_code == 404
 
 
 @pytest.mark.parametrize("path", ["/gallery", "/enroll", "/probe", "/admin"])

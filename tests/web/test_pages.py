@@ -16,7 +16,9 @@ from app.config import Settings
 from app.main import create_app
 from app.vision.embedder import FaceEmbedder
 from app.web.reports import list_reports, report_file
-from app.web.templating import LEADS_STATEMENT
+from app.web.templating import LEADS_STATEMENT, TEMPLATES
+
+from access_support import authorize
 
 REPORT = "celeba-val"
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -140,6 +142,16 @@ def test_probe_page_states_that_candidates_are_leads_and_starts_at_the_threshold
     assert 'src="/static/probe.js"' in html
 
 
+def test_probe_page_asks_for_the_case_and_a_purpose(client: TestClient) -> None:
+    html = client.get("/probe").text
+    case = re.search(r'<input id="probe-case"[^>]*>', html)
+    assert case is not None
+    assert 'name="case_reference"' in case[0] and " required" in case[0]
+    assert 'maxlength="200"' in case[0]
+    assert '<label for="probe-case">Case reference' in html
+    assert re.search(r'<input id="probe-purpose" name="purpose"', html)
+
+
 def test_admin_page_lists_jobs_models_cards_and_reports(client: TestClient, report: Path) -> None:
     html = client.get("/admin").text
     assert "No job has run yet." in html
@@ -150,6 +162,7 @@ def test_admin_page_lists_jobs_models_cards_and_reports(client: TestClient, repo
     assert "<dt>target false match rate</dt>" in html and "<dd>0.927778</dd>" in html
     assert f'<a href="/reports/{REPORT}/">{REPORT}</a>' in html
     assert 'id="reindex-form"' in html and 'id="retrain-form"' in html
+    assert '<a href="/audit" id="audit-link">' in html
 
 
 def test_the_reindex_form_offers_exactly_the_models_a_reindex_can_load(
@@ -163,7 +176,7 @@ def test_the_reindex_form_offers_exactly_the_models_a_reindex_can_load(
     (models / "card-only" / "card.json").write_text("{}")
     settings = Settings(data_dir=tmp_path / "data", models_dir=models, device="cpu")
     with TestClient(create_app(settings, embedder=embedder)) as fresh:
-        html = fresh.get("/admin").text
+        html = authorize(fresh).get("/admin").text
     form = html[html.index('id="reindex-backbone"') :]
     offered = re.findall(r'<option value="([^"]+)"', form[: form.index("</select>")])
     assert offered == ["dlib-resnet", "facenet-casia", "facenet-vggface2", "dlib-resnet-cctv"]
@@ -173,7 +186,7 @@ def test_admin_page_says_how_to_make_a_report_when_there_is_none(
     tmp_path: Path, embedder: FaceEmbedder
 ) -> None:
     with TestClient(create_app(settings_for(tmp_path), embedder=embedder)) as fresh:
-        assert "lineup evaluate --report DIR" in fresh.get("/admin").text
+        assert "lineup evaluate --report DIR" in authorize(fresh).get("/admin").text
 
 
 def test_reports_are_served_read_only(client: TestClient, report: Path) -> None:
@@ -229,3 +242,32 @@ def test_static_files_are_served(client: TestClient) -> None:
     assert css.status_code == 200 and ":focus-visible" in css.text
     for script in ("common.js", "enroll.js", "probe.js", "admin.js"):
         assert client.get(f"/static/{script}").status_code == 200
+
+
+INLINE_CODE = {
+    "an inline script": re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE),
+    "a style element": re.compile(r"<style\b", re.IGNORECASE),
+    "a style attribute": re.compile(r"\sstyle\s*=", re.IGNORECASE),
+    "an event handler attribute": re.compile(r"\son[a-z]+\s*=", re.IGNORECASE),
+    "a javascript: URL": re.compile(r"javascript:", re.IGNORECASE),
+}
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES.env.list_templates()))
+def test_templates_hold_no_inline_code_the_policy_would_refuse(template: str) -> None:
+    """The Content-Security-Policy allows scripts and styles from /static only."""
+    assert TEMPLATES.env.loader is not None
+    source = TEMPLATES.env.loader.get_source(TEMPLATES.env, template)[0]
+    found = [what for what, pattern in INLINE_CODE.items() if pattern.search(source)]
+    assert found == [], f"{template} holds {', '.join(found)}"
+
+
+def test_the_scripts_set_no_style_attribute_as_text() -> None:
+    """`el(..., {style: "..."})` would write a style attribute, which the policy refuses;
+    styles are set through the element's `style` object."""
+    static = Path(__file__).resolve().parents[2] / "app" / "web" / "static"
+    for script in static.glob("*.js"):
+        source = script.read_text()
+        assert not re.search(r"style:\s*`", source), script.name
+        assert 'setAttribute("style"' not in source, script.name
+        assert "innerHTML" not in source, script.name

@@ -3,12 +3,25 @@
 "use strict";
 
 const Lineup = (() => {
+  const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+  // A change made from a login session is refused without the session's CSRF token,
+  // which the page carries in <meta name="csrf-token"> (absent without a session).
+  function withCsrfToken(options) {
+    const method = (options.method || "GET").toUpperCase();
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    if (SAFE_METHODS.has(method) || !meta) return options;
+    const headers = new Headers(options.headers || {});
+    headers.set("X-CSRF-Token", meta.content);
+    return { ...options, headers };
+  }
+
   // Fetch `url`; answer the parsed JSON (or null for 204), or throw an Error whose
   // message is the API's `detail` so pages can show it as it is.
   async function request(url, options = {}) {
     let response;
     try {
-      response = await fetch(url, options);
+      response = await fetch(url, withCsrfToken(options));
     } catch (error) {
       throw new Error(`The service could not be reached (${error.message}).`);
     }
@@ -31,12 +44,15 @@ const Lineup = (() => {
   }
 
   // An element with attributes and children; text is always set as text, never as HTML.
+  // `style` is an object of CSS properties, set one by one: the Content-Security-Policy
+  // refuses a style attribute written as text.
   function el(tag, attributes = {}, children = []) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attributes)) {
       if (value === null || value === undefined || value === false) continue;
       if (name === "text") node.textContent = value;
       else if (name === "class") node.className = value;
+      else if (name === "style") Object.assign(node.style, value);
       else node.setAttribute(name, value === true ? "" : value);
     }
     for (const child of [].concat(children)) {

@@ -51,8 +51,12 @@
           href: `#face-${i + 1}`,
           "data-face": i,
           "aria-label": `Face ${i + 1}: go to its candidates`,
-          style: `left:${(100 * x1) / w}%;top:${(100 * y1) / h}%;` +
-            `width:${(100 * (x2 - x1)) / w}%;height:${(100 * (y2 - y1)) / h}%`,
+          style: {
+            left: `${(100 * x1) / w}%`,
+            top: `${(100 * y1) / h}%`,
+            width: `${(100 * (x2 - x1)) / w}%`,
+            height: `${(100 * (y2 - y1)) / h}%`,
+          },
         }, [el("span", { class: "face-number", text: String(i + 1) })]);
         frame.append(box);
       });
@@ -81,7 +85,7 @@
         el("strong", { class: "similarity-value", text: fmt(candidate.similarity) }),
       ]),
       el("span", { class: "bar", "aria-hidden": "true" }, [
-        el("span", { class: "fill", style: `width:${100 * similarity}%` }),
+        el("span", { class: "fill", style: { width: `${100 * similarity}%` } }),
         el("span", { class: "tick" }),
       ]),
       el("span", { class: "badge verdict" }),
@@ -170,9 +174,18 @@
       input.focus();
       return;
     }
+    const caseReference = form.elements.case_reference.value.trim();
+    if (!caseReference) {
+      showStatus(status, "Enter the case reference this search is for.", "error");
+      form.elements.case_reference.focus();
+      return;
+    }
     const k = Math.max(1, Math.min(100, Number(form.elements.k.value) || 5));
     const body = new FormData();
     body.append("image", file, file.name);
+    body.append("case_reference", caseReference);
+    const purpose = form.elements.purpose.value.trim();
+    if (purpose) body.append("purpose", purpose);
     submit.disabled = true;
     delete results.dataset.ready;
     showStatus(status, "Searching the gallery…", "busy");
