@@ -9,14 +9,17 @@ photo none of them was enrolled with. The rest of each gallery is random unit
 vectors stored as ordinary subject/photo/face/embedding rows under the active
 model version; flat search costs the same whatever the vectors hold, and the
 rows are never served. The app is then restarted, so its index is rebuilt from
-the database (the start-up time is printed; the warning that the saved index
-"holds a different set of faces" is that restart doing its job, and a bare
-rebuild is timed too), and probes are sent one at a time
-with httpx to uvicorn on a local port. An in-process split of one probe (decode,
-detect, align + embed, search) shows where the time goes.
+the database (the saved index lacks the new rows; the start-up time is printed,
+and a bare rebuild is timed too), and probes are sent one at a time with httpx
+to uvicorn on a local port, with an admin API key and a case reference as every
+search needs. An in-process split of one probe (decode, detect, align + embed,
+search, and the audit record each probe commits in its own transaction) shows
+where the time goes; the search stage runs on the index the bare rebuild made
+from the same rows, since the gallery's own is private to it.
 """
 
 import argparse
+import hashlib
 import logging
 import math
 import socket
@@ -27,7 +30,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -35,18 +38,25 @@ import uvicorn
 from machine import Latency, describe
 from numpy.typing import NDArray
 from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.access.keys import create_key
+from app.access.rate_limits import RateLimit
+from app.access.roles import Role
+from app.audit.actor import SYSTEM, Case, local_actor
+from app.audit.trail import record
+from app.composition import build_embedder, open_lineup
 from app.config import Settings
 from app.db.engine import create_engine_for, make_session_factory, session_scope
 from app.db.tables import Embedding, Face, ModelVersion, Photo, Subject
 from app.db.vectors import vector_to_bytes
 from app.gallery.enroll import Upload
-from app.gallery.index_sync import rebuild
+from app.gallery.gallery_index import GalleryIndex
+from app.gallery.index_sync import rebuild_with_subjects
 from app.gallery.model_versions import snapshot
 from app.gallery.service import Gallery
-from app.gallery.startup import build_embedder, open_gallery
 from app.main import create_app
-from app.schemas import SubjectCreate
+from app.schemas import ProbeResult, SubjectCreate
 from app.vision.device import resolve_device
 from app.vision.embedder import FaceEmbedder
 from app.vision.images import decode_image
@@ -60,6 +70,8 @@ PROBE_CANDIDATES = (4, 5)
 INSERT_BATCH = 10_000
 WARMUP = 5
 K = 5
+ACTOR = local_actor("benchmark")
+CASE = Case(reference="BENCHMARK")
 
 
 def describe_machine_and_model(settings: Settings) -> None:
@@ -81,13 +93,14 @@ def enroll_real_people(gallery: Gallery) -> int:
     enrolled = 0
     for folder in sorted(path for path in LFW_MINI.iterdir() if path.is_dir()):
         subject = gallery.create_subject(
-            SubjectCreate(display_name=folder.name.replace("_", " "), external_id=folder.name)
+            SubjectCreate(display_name=folder.name.replace("_", " "), external_id=folder.name),
+            by=ACTOR,
         )
         uploads = [
             Upload(photo.name, photo.read_bytes())
             for photo in (folder / f"{folder.name}_{n:04d}.jpg" for n in ENROLLED_PHOTOS)
         ]
-        enrolled += gallery.enroll(subject.id, uploads, policy="largest").enrolled
+        enrolled += gallery.enroll(subject.id, uploads, by=ACTOR, policy="largest").enrolled
     return enrolled
 
 
@@ -169,13 +182,13 @@ def _face_row(face_id: int, photo_id: int, subject_id: int) -> dict[str, Any]:
     }
 
 
-def time_rebuild(engine: Engine) -> tuple[int, float]:
-    """Rebuild the active version's index from its rows alone: (faces, seconds)."""
+def time_rebuild(engine: Engine) -> tuple[GalleryIndex, float]:
+    """Rebuild the active version's index from its rows alone: (the index, seconds)."""
     with session_scope(make_session_factory(engine)) as session:
         version = snapshot(session.scalars(select(ModelVersion).where(ModelVersion.active)).one())
         start = time.perf_counter()
-        index = rebuild(session, version)
-        return len(index), time.perf_counter() - start
+        index, subjects = rebuild_with_subjects(session, version)
+        return GalleryIndex(index, subjects), time.perf_counter() - start
 
 
 def free_port() -> int:
@@ -185,9 +198,19 @@ def free_port() -> int:
         return port
 
 
+class RunningApp(NamedTuple):
+    url: str
+    key: str
+    """An admin API key, made for this run."""
+    gallery: Gallery
+    sessions: sessionmaker[Session]
+
+
 @contextmanager
-def running_app(settings: Settings, embedder: FaceEmbedder) -> Iterator[tuple[str, Gallery]]:
-    """The app under uvicorn on a free local port; yields its URL and its open gallery."""
+def running_app(
+    settings: Settings, embedder: FaceEmbedder, *, key_name: str
+) -> Iterator[RunningApp]:
+    """The app under uvicorn on a free local port, with its URL, key, gallery and sessions."""
     app = create_app(settings, embedder=embedder)
     port = free_port()
     server = uvicorn.Server(
@@ -204,21 +227,26 @@ def running_app(settings: Settings, embedder: FaceEmbedder) -> Iterator[tuple[st
         "app start-up, model preloaded, index rebuilt: %.2f s", time.perf_counter() - started
     )
     try:
-        yield f"http://127.0.0.1:{port}", app.state.gallery
+        key = create_key(app.state.sessions, name=key_name, role=Role.admin, by=SYSTEM).key
+        yield RunningApp(f"http://127.0.0.1:{port}", key, app.state.gallery, app.state.sessions)
     finally:
         server.should_exit = True
         thread.join()
 
 
-def time_http_probes(url: str, photo: Path, *, repeats: int) -> tuple[Latency, dict[str, Any]]:
+def time_http_probes(
+    url: str, key: str, photo: Path, *, repeats: int
+) -> tuple[Latency, dict[str, Any]]:
     """Sequential POST /probe calls after a warm-up; returns latency and the last answer."""
     data = photo.read_bytes()
     files = {"image": (photo.name, data, "image/jpeg")}
+    form = {"case_reference": CASE.reference}
+    headers = {"Authorization": f"Bearer {key}"}
     timings = []
-    with httpx.Client(base_url=url, timeout=60.0) as client:
+    with httpx.Client(base_url=url, headers=headers, timeout=60.0) as client:
         for attempt in range(WARMUP + repeats):
             start = time.perf_counter()
-            response = client.post("/probe", files=files, params={"k": K})
+            response = client.post("/probe", files=files, data=form, params={"k": K})
             elapsed = time.perf_counter() - start
             response.raise_for_status()
             if attempt >= WARMUP:
@@ -227,42 +255,79 @@ def time_http_probes(url: str, photo: Path, *, repeats: int) -> tuple[Latency, d
     return Latency.of(timings), answer
 
 
-def time_stages(gallery: Gallery, photo: Path, *, repeats: int) -> dict[str, Latency]:
-    """One probe's steps, in process: where the time goes."""
-    runtime = gallery.context.runtime
+def write_probe_record(sessions: sessionmaker[Session], data: bytes, answer: ProbeResult) -> None:
+    """The audit record of probing `data`, in its own transaction, as `Gallery.probe` writes it."""
+    faces = [
+        {
+            "decision": face.decision,
+            "candidates": [
+                {"subject_id": c.subject.id, "face_id": c.face_id, "similarity": c.similarity}
+                for c in face.candidates
+            ],
+        }
+        for face in answer.faces
+    ]
+    with session_scope(sessions) as session:
+        record(
+            session,
+            ACTOR,
+            "probe",
+            case=CASE,
+            subject_ids=(c.subject.id for face in answer.faces for c in face.candidates),
+            details={
+                "image_sha256": [hashlib.sha256(data).hexdigest()],
+                "k": answer.k,
+                "threshold": answer.threshold,
+                "faces": faces,
+            },
+            model_version_id=answer.model_version.id,
+        )
+
+
+def time_stages(
+    app: RunningApp, embedder: FaceEmbedder, index: GalleryIndex, photo: Path, *, repeats: int
+) -> dict[str, Latency]:
+    """One probe's steps, in process: where the time goes (`gallery.probe` is all of them)."""
     data = photo.read_bytes()
-    stages: dict[str, list[float]] = {
-        name: [] for name in ("decode", "detect", "align+embed", "search", "gallery.probe")
-    }
+    names = ("decode", "detect", "align+embed", "search", "audit write", "gallery.probe")
+    stages: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
         t0 = time.perf_counter()
         image = decode_image(data)
         t1 = time.perf_counter()
-        detections = runtime.embedder.detect(image)
+        detections = embedder.detect(image)
         t2 = time.perf_counter()
-        embeddings = runtime.embedder.embed_chips(
-            [runtime.embedder.align(image, detection) for detection in detections]
+        embeddings = embedder.embed_chips(
+            [embedder.align(image, detection) for detection in detections]
         )
         t3 = time.perf_counter()
         for embedding in embeddings:
-            runtime.index.best_subjects(embedding, k=K)
+            index.best_subjects(embedding, k=K)
         t4 = time.perf_counter()
-        gallery.probe(data, k=K)
+        answer = app.gallery.probe(data, k=K, by=ACTOR, case=CASE)
         t5 = time.perf_counter()
+        write_probe_record(app.sessions, data, answer)
+        t6 = time.perf_counter()
         for name, seconds in zip(
-            stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True
+            stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t6 - t5, t5 - t4), strict=True
         ):
             stages[name].append(seconds)
     return {name: Latency.of(seconds) for name, seconds in stages.items()}
 
 
 def bench_size(
-    settings: Settings, embedder: FaceEmbedder, photo: Path, *, size: int, repeats: int
+    settings: Settings,
+    embedder: FaceEmbedder,
+    index: GalleryIndex,
+    photo: Path,
+    *,
+    size: int,
+    repeats: int,
 ) -> None:
     """Restart the app on a gallery of `size` faces; log HTTP latency and the in-process split."""
-    with running_app(settings, embedder) as (url, gallery):
-        logger.info("N=%-7d faces in the index: %d", size, len(gallery.context.runtime.index))
-        latency, answer = time_http_probes(url, photo, repeats=repeats)
+    with running_app(settings, embedder, key_name=f"benchmark-{size}") as app:
+        logger.info("N=%-7d faces in the index: %d", size, app.gallery.stats().index_size)
+        latency, answer = time_http_probes(app.url, app.key, photo, repeats=repeats)
         best = answer["faces"][0]["candidates"][0]
         logger.info(
             "N=%-7d HTTP POST /probe, %d sequential: %s  (top: %s, %.3f)",
@@ -272,7 +337,7 @@ def bench_size(
             best["subject"]["external_id"],
             best["similarity"],
         )
-        for name, stage in time_stages(gallery, photo, repeats=repeats).items():
+        for name, stage in time_stages(app, embedder, index, photo, repeats=repeats).items():
             logger.info("N=%-7d   in process %-13s %s", size, name, stage)
 
 
@@ -293,8 +358,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def grow_gallery(
     engine: Engine, rng: np.random.Generator, *, size: int, faces_per_subject: int
-) -> None:
-    """Top the gallery up to `size` faces with synthetic ones, and time a bare rebuild."""
+) -> GalleryIndex:
+    """Top the gallery up to `size` faces with synthetic ones; time a bare rebuild, return it."""
     missing = size - face_count(engine)
     if missing > 0:
         start = time.perf_counter()
@@ -302,11 +367,12 @@ def grow_gallery(
         logger.info(
             "N=%-7d inserted %d synthetic faces: %.1f s", size, missing, time.perf_counter() - start
         )
-    faces, seconds = time_rebuild(engine)
+    index, seconds = time_rebuild(engine)
     logger.info(
-        "N=%-7d index rebuild alone from %d stored embeddings: %.2f s", size, faces, seconds
+        "N=%-7d index rebuild alone from %d stored embeddings: %.2f s", size, len(index), seconds
     )
     # The index the app saved last lacks the new rows: the restart below rebuilds it.
+    return index
 
 
 def build_real_gallery(settings: Settings) -> tuple[FaceEmbedder, Path]:
@@ -314,9 +380,11 @@ def build_real_gallery(settings: Settings) -> tuple[FaceEmbedder, Path]:
     start = time.perf_counter()
     embedder = build_embedder(settings)
     logger.info("model load: %.2f s", time.perf_counter() - start)
-    gallery = open_gallery(settings, embedder=embedder)
-    real = enroll_real_people(gallery)
-    gallery.close()
+    lineup = open_lineup(settings, embedder=embedder)
+    try:
+        real = enroll_real_people(lineup.gallery)
+    finally:
+        lineup.close()
     photo = single_face_probe(embedder)
     logger.info("real faces enrolled: %d; probe photo: %s", real, photo.name)
     return embedder, photo
@@ -328,14 +396,21 @@ def main(argv: list[str]) -> None:
     logging.getLogger("benchmarks").setLevel(logging.INFO)
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lineup-probe-bench-") as data_dir:
-        settings = Settings(data_dir=Path(data_dir), models_dir=ROOT / "models", device=args.device)
+        settings = Settings(
+            data_dir=Path(data_dir),
+            models_dir=ROOT / "models",
+            device=args.device,
+            # Every request takes a token from its key's bucket; the admin defaults would
+            # throttle these back-to-back probes, and the wait would pass for latency.
+            rate_limits={Role.admin: RateLimit(per_minute=600_000, burst=100_000)},
+        )
         describe_machine_and_model(settings)
         embedder, photo = build_real_gallery(settings)
         engine = create_engine_for(settings.resolved_database_url)
         rng = np.random.default_rng(args.seed)
         for size in args.sizes:
-            grow_gallery(engine, rng, size=size, faces_per_subject=args.faces_per_subject)
-            bench_size(settings, embedder, photo, size=size, repeats=args.repeats)
+            index = grow_gallery(engine, rng, size=size, faces_per_subject=args.faces_per_subject)
+            bench_size(settings, embedder, index, photo, size=size, repeats=args.repeats)
         engine.dispose()
 
 

@@ -38,7 +38,7 @@ from app.vision.backbones.dlib_backbone import default_weights_path
 from app.vision.backbones.weights import weights_version
 from app.vision.embedder import FaceEmbedder
 
-from access_support import CASE, authorize
+from access_support import BY, CASE, authorize
 from job_polling import wait_for_job
 
 CPU = torch.device("cpu")
@@ -332,9 +332,10 @@ def test_cancelling_a_running_reindex_leaves_the_old_model_in_place(
         other = open_lineup(client.app.state.settings, embedder=embedder)  # type: ignore[attr-defined]
         try:
             path = photo(faces_dir, PEOPLE[1], 1)
-            subject = other.gallery.create_subject(SubjectCreate(display_name=PEOPLE[1])).id
+            created = other.gallery.create_subject(SubjectCreate(display_name=PEOPLE[1]), by=BY)
             uploads = [Upload(filename=path.name, data=path.read_bytes())]
-            assert other.gallery.enroll(subject, uploads, policy="largest").enrolled == 1
+            enrolled = other.gallery.enroll(created.id, uploads, policy="largest", by=BY)
+            assert enrolled.enrolled == 1
         finally:
             other.close()
         jobs = client.app.state.jobs  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from access_support import CASE
-from lineup_processes import lineup_env, start_service, wait_for
+from lineup_processes import Service, lineup_env, start_service, wait_for
 
 START_TIMEOUT_S = 300.0  # importing torch and loading the models on two busy cores
 PROBE_TIMEOUT_S = 300.0
@@ -141,13 +141,13 @@ def reset_peak(pid: int) -> None:
 
 
 @contextmanager
-def lineup_server(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def lineup_server(data_dir: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], Service]]:
     """`lineup serve` in its own process (so no other test's memory counts); yield it and
-    its URL once it is ready."""
+    the service once it is ready."""
     service = start_service(lineup_env(data_dir), log)
     try:
         wait_for(service.is_ready, timeout=START_TIMEOUT_S, what="lineup serve to be ready")
-        yield service.process, service.url
+        yield service.process, service
     finally:
         service.stop()
 
@@ -165,8 +165,10 @@ def test_a_36_megapixel_photo_is_probed_in_bounded_memory(
     tmp_path: Path, faces_dir: Path, big_photo: bytes
 ) -> None:
     with (
-        lineup_server(tmp_path / "data", tmp_path / "serve.log") as (server, url),
-        httpx.Client(base_url=url, timeout=PROBE_TIMEOUT_S) as client,
+        lineup_server(tmp_path / "data", tmp_path / "serve.log") as (server, service),
+        httpx.Client(
+            base_url=service.url, timeout=PROBE_TIMEOUT_S, headers=service.headers
+        ) as client,
     ):
         # A first, small probe, so that lazily built parts (thread pools, the nets'
         # first runs) do not count as the large photo's.
