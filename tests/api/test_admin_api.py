@@ -341,7 +341,7 @@ def test_cancelling_a_running_reindex_leaves_the_old_model_in_place(
         jobs = client.app.state.jobs  # type: ignore[attr-defined]
         with context.follower.switching():
             # Submitted past the route, whose own look at the model would wait for this lock.
-            job = jobs.submit("reindex", {"backbone": "facenet-vggface2"})
+            job = jobs.submit("reindex", {"backbone": "facenet-vggface2"}, by=BY)
             deadline = time.monotonic() + 60
             while client.get(f"/admin/jobs/{job.id}").json()["status"] == "queued":
                 assert time.monotonic() < deadline
