@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api import admin, audit_routes, faces, health, keys_routes, search, subjects
 from app.api.auth import require_declared_access
 from app.api.errors import install_error_handlers
+from app.api.gate import KeyGate
 from app.api.limits import install_request_limits
 from app.api.request_ids import RequestIds
 from app.api.security_headers import SecurityHeaders
@@ -48,6 +49,7 @@ def create_app(
     app.state.settings = settings
     app.state.gallery = app.state.jobs = app.state.sessions = None
     install_error_handlers(app)
+    app.add_middleware(KeyGate, served=app)
     app.add_middleware(RequestIds)
     # The later a middleware is added, the further out it runs: the request limits bound
     # a body before anything else reads it, and every answer, their refusals included,

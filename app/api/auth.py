@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.params import Depends as DependsMarker
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -154,6 +154,7 @@ def allow_page(role: Role) -> DependsMarker:
         return caller
 
     check_page.required_role = role  # type: ignore[attr-defined]
+    check_page.page = True  # type: ignore[attr-defined]  # left to this check by the gate
     marker: DependsMarker = Depends(check_page)
     return marker
 
@@ -169,27 +170,46 @@ def public() -> DependsMarker:
     return marker
 
 
-def declared_access(route: APIRoute) -> Role | Literal["public"] | None:
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every API route of `app` as it is served: with what `include_router` added to it
+    (prefix, dependencies), however deeply routers are nested. `app.routes` alone holds
+    the included routers, not their routes."""
+    return [
+        route
+        for route in iter_route_contexts(app.routes)
+        if isinstance(route.original_route, APIRoute)
+    ]
+
+
+def declared_access(route: APIRoute | RouteContext) -> Role | Literal["public"] | None:
     """What `route` declared with `allow` or `public`, or None if it declared neither."""
-    for dependency in route.dependant.dependencies:
-        call: Callable[..., Any] | None = dependency.call
-        if getattr(call, "public", False):
-            return "public"
-        role = getattr(call, "required_role", None)
-        if role is not None:
-            return Role(role)
-    return None
+    call = _declaration(route)
+    if call is None:
+        return None
+    if getattr(call, "public", False):
+        return "public"
+    return Role(call.required_role)  # type: ignore[attr-defined]
 
 
 def require_declared_access(app: FastAPI) -> None:
     """Refuse to build an app with a route that declared no access: it would be open."""
     undeclared = [
         f"{sorted(route.methods or ())} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute) and declared_access(route) is None
+        for route in api_routes(app)
+        if declared_access(route) is None
     ]
     if undeclared:
         raise RuntimeError(f"routes without allow(...) or public(): {', '.join(undeclared)}")
+
+
+def _declaration(route: APIRoute | RouteContext) -> Callable[..., Any] | None:
+    """The `allow`, `allow_page` or `public` dependency of `route` (its effective one, with
+    what its routers added), or None."""
+    for dependency in route.dependant.dependencies:
+        call: Callable[..., Any] | None = dependency.call
+        if getattr(call, "public", False) or getattr(call, "required_role", None) is not None:
+            return call
+    return None
 
 
 def actor_for(request: Request, key_name: str, role: Role | str) -> Actor:
