@@ -18,7 +18,7 @@ from rich.progress import MofNCompleteColumn, Progress, ProgressColumn, Task, Ti
 from rich.table import Table
 from rich.text import Text
 
-from app import cli_training
+from app import cli_access, cli_training
 from app.schemas import ProbeFace, ProbeResult
 
 if TYPE_CHECKING:
@@ -70,18 +70,36 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the HTTP service (API, OpenAPI page at /docs)."""
+    """Run the HTTP service (API, OpenAPI page at /docs).
+
+    On a gallery with no API keys yet, it first creates the admin key and prints it once.
+    """
+    import os
+
     import uvicorn
 
-    from app.config import get_settings
+    from app.cli_access import print_first_admin_key
+    from app.config import get_settings, is_loopback
 
     settings = get_settings()
+    host = host or settings.host
+    port = settings.port if port is None else port
+    if settings.auth == "off" and not is_loopback(host):
+        _fail(
+            f"LINEUP_AUTH=off is refused while the service listens on {host}: anyone who can "
+            "reach it would be an admin. Listen on 127.0.0.1, or keep auth on.",
+            code=EXIT_BAD_INPUT,
+        )
+    # Each worker builds its settings from the environment: it must see this address.
+    os.environ["LINEUP_HOST"] = host
+    if settings.auth == "on":
+        print_first_admin_key(host=host, port=port)
     uvicorn.run(
         # An import string, so that each worker process builds its own app from the settings.
         "app.main:create_app",
         factory=True,
-        host=host or settings.host,
-        port=settings.port if port is None else port,
+        host=host,
+        port=port,
         workers=workers,
         # A worker answers the supervisor's pings from a thread that importing torch and
         # loading the model can starve for seconds on a busy machine; uvicorn's 5 s
@@ -189,7 +207,7 @@ def enroll(
     except BadTree as error:
         _fail(str(error), code=EXIT_BAD_INPUT)
     console = Console()
-    lineup = _open_lineup(get_settings(), console, since=called)
+    lineup = open_lineup_reporting(get_settings(), console, since=called)
     gallery = lineup.gallery
     console.print(f"{sum(len(f.photos) for f in folders)} photos of {len(folders)} subjects")
     tally = EnrollmentTally()
@@ -318,7 +336,7 @@ def probe(
 
     settings = get_settings()
     data = image.read_bytes()
-    lineup = _open_lineup(settings, Console(stderr=True), since=called)
+    lineup = open_lineup_reporting(settings, Console(stderr=True), since=called)
     gallery = lineup.gallery
     try:
         result = gallery.probe(
@@ -470,7 +488,7 @@ def reindex(
     except UnknownBackbone as error:
         _fail(str(error), code=EXIT_BAD_INPUT)
     console = Console()
-    lineup = _open_lineup(settings, console, since=called, recover_with=model)
+    lineup = open_lineup_reporting(settings, console, since=called, recover_with=model)
     gallery = lineup.gallery
     try:
         active = gallery.active_model()
@@ -501,7 +519,7 @@ def reindex(
     )
 
 
-def _open_lineup(
+def open_lineup_reporting(
     settings: "Settings", console: Console, *, since: float, recover_with: str | None = None
 ) -> "Lineup":
     """Load the model and the gallery, saying how long it took `since` the command began
@@ -526,6 +544,10 @@ def _fail(message: str, *, code: int) -> NoReturn:
 # Fine-tuning and measurement live in their own module; they are commands all the same.
 app.command()(cli_training.train)
 app.command()(cli_training.evaluate)
+# So do keys, the audit trail and retention.
+app.add_typer(cli_access.keys_app, name="keys")
+app.add_typer(cli_access.audit_app, name="audit")
+app.command()(cli_access.purge)
 
 
 def main() -> None:
