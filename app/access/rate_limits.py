@@ -44,10 +44,13 @@ def take_token(
     with session_scope(sessions) as session:
         _ensure_bucket(session, bucket, limit, now)
         refilled = _refilled(limit, now)
+        # A request that read the clock before another took its token must not wind the
+        # bucket's clock back: the time in between would be refilled a second time.
+        latest = case((RateBucket.updated < now, now), else_=RateBucket.updated)
         taken = session.execute(
             update(RateBucket)
             .where(RateBucket.name == bucket, refilled >= 1)
-            .values(tokens=refilled - 1, updated=now)
+            .values(tokens=refilled - 1, updated=latest)
         )
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return None

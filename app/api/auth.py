@@ -121,7 +121,7 @@ def allow(role: Role) -> DependsMarker:
         if not may(caller.role, role):
             raise Forbidden(f"a {caller.role} key may not do this; it needs the {role} role")
         if caller.via == "session" and request.method not in SAFE_METHODS:
-            _check_csrf(request, caller)
+            check_csrf(request, caller)
         return caller
 
     check.required_role = role  # type: ignore[attr-defined]  # read by the route audit
@@ -260,7 +260,7 @@ def _within_rate(sessions: sessionmaker[Session], key: KeyInfo, settings: Settin
         )
 
 
-def _check_csrf(request: Request, caller: Caller) -> None:
+def check_csrf(request: Request, caller: Caller) -> None:
     sent = request.headers.get(CSRF_HEADER, "")
     # Bytes, not text: compare_digest refuses text that is not ASCII instead of comparing.
     if not caller.csrf_token or not hmac.compare_digest(sent.encode(), caller.csrf_token.encode()):

@@ -4,9 +4,9 @@ FastAPI reads and parses a request's body before it runs the route's
 dependencies, so `allow` alone would let anyone make the service spool a
 multipart upload to its limit, or learn from a 422 how a body is checked,
 before being told they need a key. This middleware finds the route a request
-is for and, when it needs a key, authenticates the caller, checks the role and
-takes the rate token first, answering 401, 403 or 429 without touching the
-body. The caller it found is what the route's own `allow` then reads.
+is for and, when it needs a key, authenticates the caller, checks the role
+(and, for a change made from a login session, its CSRF token) and takes the
+rate token first, answering 401, 403 or 429 without touching the body. The caller it found is what the route's own `allow` then reads.
 
 Pages are left to `allow_page`: they send a browser to the login page, and
 they have no body to protect.
@@ -21,14 +21,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.access.roles import Role, may
 from app.api.auth import (
+    SAFE_METHODS,
     Forbidden,
     RateLimited,
     Unauthorized,
     api_routes,
+    check_csrf,
     current_caller,
     declared_access,
 )
 from app.api.errors import error_response
+from app.gallery.errors import ModelNotReady
 
 
 class KeyGate:
@@ -49,8 +52,10 @@ class KeyGate:
             caller = await run_in_threadpool(current_caller, request)
             if not may(caller.role, needed):
                 raise Forbidden(f"a {caller.role} key may not do this; it needs the {needed} role")
-        except (Unauthorized, Forbidden, RateLimited) as refusal:
-            status = {Unauthorized: 401, Forbidden: 403, RateLimited: 429}[type(refusal)]
+            if caller.via == "session" and request.method not in SAFE_METHODS:
+                check_csrf(request, caller)
+        except (Unauthorized, Forbidden, RateLimited, ModelNotReady) as refusal:
+            status = _STATUS[type(refusal)]
             headers = getattr(refusal, "headers", None)
             response = error_response(str(refusal), refusal.code, status, headers=headers)
             await response(scope, receive, send)
@@ -67,6 +72,9 @@ class KeyGate:
                 declared = declared_access(route)
                 return declared if isinstance(declared, Role) and not _is_page(route) else None
         return None
+
+
+_STATUS = {Unauthorized: 401, Forbidden: 403, RateLimited: 429, ModelNotReady: 503}
 
 
 def _is_page(route: RouteContext) -> bool:

@@ -5,13 +5,19 @@ chain from the anchor (where retention last cut the trail) to the head row. It
 stops at the first break and names the record: an edited field, a removed or
 inserted record, a cut tail, or a subject index that no longer matches what the
 record says, which would hide the record from "who searched for this person".
+
+The walk reads one state of the trail, as of its start: a service goes on
+recording searches while it is checked, and a record committed mid-walk would
+otherwise look like one slipped in past the head.
 """
 
 import json
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.audit.chain import HASHED_FIELDS, record_hash
@@ -33,7 +39,15 @@ class TrailCheck:
 
 
 def verify_trail(session: Session) -> TrailCheck:
-    """Walk the whole trail in id order; the first break found, or that it is intact."""
+    """Walk the whole trail in id order; the first break found, or that it is intact.
+
+    What is checked is what has been committed, read on a connection of its own
+    (`session` names the database), so the walk sees one state of the trail."""
+    with _one_state(session.get_bind().engine) as reading:
+        return _walk(reading)
+
+
+def _walk(session: Session) -> TrailCheck:
     head = session.execute(select(AuditHead)).scalar_one()
     expected_id, expected_prev, checked = head.anchor_id + 1, head.anchor_hash, 0
     start = head.anchor_id
@@ -46,6 +60,11 @@ def verify_trail(session: Session) -> TrailCheck:
         subjects = _indexed_subjects(session, rows[0].id, rows[-1].id)
         for row in rows:
             problem = _problem(row, expected_id, expected_prev, subjects.get(row.id, []))
+            if not problem and row.id > head.last_id:
+                problem = (
+                    f"the trail's head names record {head.last_id} as the last one: this "
+                    "record was added without going through the trail"
+                )
             if problem:
                 return _broken(head, checked, row.id, problem)
             expected_id, expected_prev, checked = row.id + 1, row.row_hash, checked + 1
@@ -57,6 +76,21 @@ def verify_trail(session: Session) -> TrailCheck:
         )
         return _broken(head, checked, expected_id, problem)
     return TrailCheck(True, checked, head.last_id, head.last_hash)
+
+
+@contextmanager
+def _one_state(engine: Engine) -> Iterator[Session]:
+    """A session that reads the database as of its first statement: REPEATABLE READ on
+    PostgreSQL; on SQLite an explicit transaction, since its driver opens none for
+    reads and each statement would see the latest commit."""
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")
+        with Session(bind=connection) as session:
+            yield session
+        connection.rollback()
 
 
 def _problem(row: AuditEvent, expected_id: int, expected_prev: str, indexed: list[int]) -> str:
