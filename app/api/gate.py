@@ -6,7 +6,8 @@ multipart upload to its limit, or learn from a 422 how a body is checked,
 before being told they need a key. This middleware finds the route a request
 is for and, when it needs a key, authenticates the caller, checks the role
 (and, for a change made from a login session, its CSRF token) and takes the
-rate token first, answering 401, 403 or 429 without touching the body. The caller it found is what the route's own `allow` then reads.
+rate token first, answering 401, 403 or 429 without touching the body. The
+caller it found is what the route's own `allow` then reads.
 
 Pages are left to `allow_page`: they send a browser to the login page, and
 they have no body to protect.
