@@ -22,6 +22,8 @@ from app import cli_access, cli_training
 from app.schemas import ProbeFace, ProbeResult
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from app.composition import Lineup
     from app.config import Settings
     from app.gallery.bulk_enroll import EnrollmentTally, SubjectFolder
@@ -77,28 +79,29 @@ def serve(
     import os
 
     import uvicorn
+    from pydantic import ValidationError
 
     from app.cli_access import print_first_admin_key
-    from app.config import get_settings, is_loopback
+    from app.config import get_settings
 
-    settings = get_settings()
-    host = host or settings.host
+    if host is not None:
+        # Each worker builds its settings from the environment, and so does the app of a
+        # single process once the cache is cleared: all must see the address it listens
+        # on, and the settings refuse LINEUP_AUTH=off on any but a loopback address.
+        os.environ["LINEUP_HOST"] = host
+        get_settings.cache_clear()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        _fail(_settings_refusal(error), code=EXIT_BAD_INPUT)
     port = settings.port if port is None else port
-    if settings.auth == "off" and not is_loopback(host):
-        _fail(
-            f"LINEUP_AUTH=off is refused while the service listens on {host}: anyone who can "
-            "reach it would be an admin. Listen on 127.0.0.1, or keep auth on.",
-            code=EXIT_BAD_INPUT,
-        )
-    # Each worker builds its settings from the environment: it must see this address.
-    os.environ["LINEUP_HOST"] = host
     if settings.auth == "on":
-        print_first_admin_key(host=host, port=port)
+        print_first_admin_key(host=settings.host, port=port)
     uvicorn.run(
         # An import string, so that each worker process builds its own app from the settings.
         "app.main:create_app",
         factory=True,
-        host=host,
+        host=settings.host,
         port=port,
         workers=workers,
         # A worker answers the supervisor's pings from a thread that importing torch and
@@ -106,6 +109,16 @@ def serve(
         # would kill and restart every worker before it ever came up.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
+
+
+def _settings_refusal(error: "ValidationError") -> str:
+    """The settings' complaints in one line, as their validators worded them."""
+    problems = []
+    for problem in error.errors():
+        where = ".".join(map(str, problem["loc"]))
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 @db_app.command("upgrade")

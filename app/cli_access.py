@@ -10,6 +10,7 @@ data directory too.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -30,14 +31,20 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
 @contextmanager
 def _database() -> "Iterator[sessionmaker[Session]]":
-    """Sessions of the configured database, brought to the current schema first."""
-    from app.composition import open_database
+    """Sessions of the configured database, brought to the current schema first.
+
+    What `app.composition.open_database` does, from `app.db` itself: importing the
+    composition root would import the gallery, torch and FAISS, for seconds.
+    """
     from app.config import get_settings
-    from app.db.engine import make_session_factory
+    from app.db.engine import create_engine_for, make_session_factory
+    from app.db.migrate import upgrade_database
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_database(settings)
+    url = settings.resolved_database_url
+    upgrade_database(url)
+    engine = create_engine_for(url)
     try:
         yield make_session_factory(engine)
     finally:
@@ -127,6 +134,73 @@ def audit_verify() -> None:
         f"the audit trail is intact: {check.checked} records checked; head record "
         f"{check.head_id}, hash {check.head_hash}"
     )
+
+
+def _instant(value: str | None) -> datetime | None:
+    """An ISO 8601 time with its zone (a time without one would be a guess)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} has no time zone; add one, e.g. {value}Z")
+    return moment
+
+
+Instant = Annotated[
+    datetime | None,
+    typer.Option(
+        parser=_instant, metavar="TIME", help="ISO 8601 with its zone, e.g. 2026-01-31T00:00Z."
+    ),
+]
+
+
+@audit_app.command("export")
+def audit_export(
+    csv: Annotated[Path, typer.Option("--csv", help="The file to write; - for standard output.")],
+    action: Annotated[str | None, typer.Option(help="e.g. probe, subject_purge.")] = None,
+    key: Annotated[str | None, typer.Option(help="The name of the key that acted.")] = None,
+    subject: Annotated[
+        int | None,
+        typer.Option(
+            help="Records naming this subject id: who searched for or enrolled this person."
+        ),
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="The case reference.")] = None,
+    since: Instant = None,
+    until: Annotated[
+        datetime | None, typer.Option(parser=_instant, metavar="TIME", help="Exclusive.")
+    ] = None,
+) -> None:
+    """Write the matching records as CSV, newest first, as GET /admin/audit/export.csv does."""
+    from typing import get_args
+
+    from app.audit.query import AuditFilter, trail_csv
+    from app.audit.trail import Action
+    from app.db.engine import session_scope
+
+    if action is not None and action not in get_args(Action):
+        known = ", ".join(get_args(Action))
+        raise typer.BadParameter(f"{action!r} is not one of {known}", param_hint="--action")
+    wanted = AuditFilter(
+        action=action,
+        key_name=key,
+        subject_id=subject,
+        case_reference=case,
+        since=since,
+        until=until,
+    )
+    with _database() as sessions, session_scope(sessions) as session:
+        chunks = trail_csv(session, wanted)
+        if str(csv) == "-":
+            for chunk in chunks:
+                typer.echo(chunk, nl=False)
+            return
+        with csv.open("w", encoding="utf-8", newline="") as out:
+            out.writelines(chunks)
+    typer.echo(f"wrote {csv}", err=True)
 
 
 def purge() -> None:

@@ -3,7 +3,8 @@
 `lineup serve` (through `app.main`'s lifespan) and every CLI command open
 Lineup here: the database (migrated first, one process at a time), the
 detector and backbones, the gallery (its files, index and change-log
-follower), the start-up sweep and, for the service, the job worker. Nothing
+follower), the start-up sweep and, for the service, the job worker and the
+periodic purge. Nothing
 else constructs these, so every front door runs on the same parts.
 """
 
@@ -14,11 +15,13 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.audit.actor import SYSTEM
 from app.config import Settings
 from app.db.engine import create_engine_for, make_session_factory
 from app.db.migrate import upgrade_database
 from app.gallery.service import Gallery
 from app.gallery.startup import open_gallery
+from app.jobs.housekeeping import Housekeeper, start_housekeeping
 from app.jobs.service import JobService, start_jobs
 from app.vision.backbones.registry import create_backbone
 from app.vision.detection import FaceDetector, MtcnnDetector
@@ -36,11 +39,14 @@ class Lineup:
     sessions: sessionmaker[Session]
     gallery: Gallery
     jobs: JobService | None = field(default=None)
+    housekeeping: Housekeeper | None = field(default=None)
 
     def close(self) -> None:
-        """Stop the job worker (a running job may still use the gallery), save the index,
-        release the database."""
+        """Stop the purge and the job worker (either may still use the gallery), save the
+        index, release the database."""
         try:
+            if self.housekeeping is not None:
+                self.housekeeping.stop()
             if self.jobs is not None:
                 self.jobs.stop()
             self.gallery.close()
@@ -54,8 +60,10 @@ def open_lineup(
     embedder: FaceEmbedder | None = None,
     recover_with: str | None = None,
     with_jobs: bool = False,
+    with_housekeeping: bool = False,
 ) -> Lineup:
-    """Migrate, open the gallery, sweep what a killed process left, start jobs if asked.
+    """Migrate, open the gallery, sweep what a killed process left, start jobs and the
+    periodic purge if asked.
 
     `embedder` may share an already loaded model (tests, workers); `recover_with`
     names the model to recover onto when the active one cannot be loaded.
@@ -73,10 +81,17 @@ def open_lineup(
         )
         gallery.sweep()
         jobs = start_jobs(gallery, settings, sessions=sessions) if with_jobs else None
+        housekeeping = (
+            start_housekeeping(gallery, settings, engine=engine, sessions=sessions, by=SYSTEM)
+            if with_housekeeping
+            else None
+        )
     except BaseException:
         engine.dispose()
         raise
-    return Lineup(engine=engine, sessions=sessions, gallery=gallery, jobs=jobs)
+    return Lineup(
+        engine=engine, sessions=sessions, gallery=gallery, jobs=jobs, housekeeping=housekeeping
+    )
 
 
 def open_database(settings: Settings) -> Engine:

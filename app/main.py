@@ -35,7 +35,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lineup = await run_in_threadpool(
-            partial(open_lineup, settings, embedder=embedder, with_jobs=True)
+            partial(
+                open_lineup, settings, embedder=embedder, with_jobs=True, with_housekeeping=True
+            )
         )
         app.state.gallery, app.state.jobs = lineup.gallery, lineup.jobs
         app.state.sessions = lineup.sessions

@@ -5,6 +5,7 @@ processes: each loads its own model and keeps its own index.
 """
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -26,18 +27,22 @@ from app.composition import open_database
 from app.config import Settings
 from app.db.engine import make_session_factory
 
+from access_support import TEST_RATE_LIMITS
+
 REPO = Path(__file__).resolve().parents[1]
 LINEUP = Path(sys.executable).parent / "lineup"
 START_TIMEOUT_S = 240.0  # two processes importing torch on two cores
 
 
 def lineup_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """The environment of a `lineup` process on `data_dir`, CPU only."""
+    """The environment of a `lineup` process on `data_dir`, CPU only, with rate limits that
+    suites sending hundreds of requests a second with one key do not meet."""
     env = {
         **os.environ,
         "LINEUP_DATA_DIR": str(data_dir),
         "LINEUP_MODELS_DIR": str(REPO / "models"),
         "LINEUP_DEVICE": "cpu",
+        "LINEUP_RATE_LIMITS": json.dumps(TEST_RATE_LIMITS),
         "COLUMNS": "200",
     }
     env.update({f"LINEUP_{name.upper()}": value for name, value in settings.items()})

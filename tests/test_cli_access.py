@@ -1,16 +1,24 @@
-"""`lineup keys`, `lineup audit verify` and the first start's admin key, as real processes."""
+"""`lineup keys`, `lineup audit`, `lineup purge` and the first start's admin key, as real
+processes."""
 
+import csv
+import io
 import sqlite3
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from app.access.keys import NotAuthenticated, authenticate
-from app.composition import open_database
+from app.composition import open_database, open_lineup
 from app.config import Settings
 from app.db.engine import make_session_factory
+from app.db.types import utc_now
+from app.schemas import SubjectCreate
+from app.vision.embedder import FaceEmbedder
 
+from access_support import BY
 from lineup_processes import LINEUP, REPO, lineup_env, run_cli, wait_for
 
 
@@ -55,6 +63,40 @@ def test_audit_verify_finds_a_changed_record(tmp_path: Path) -> None:
     broken = run_cli(env, "audit", "verify")
     assert broken.returncode == 1
     assert "NOT intact: record 2" in broken.stderr
+
+
+def test_purge_deletes_what_expired_and_the_export_names_it(
+    tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    data = tmp_path / "data"
+    env = lineup_env(data)
+    lineup = open_lineup(Settings(data_dir=data, models_dir=REPO / "models"), embedder=embedder)
+    try:
+        past, future = utc_now() - timedelta(hours=1), utc_now() + timedelta(days=1)
+        create = lineup.gallery.create_subject
+        expired = create(SubjectCreate(display_name="Expired", retain_until=past), by=BY).id
+        create(SubjectCreate(display_name="Kept", retain_until=future), by=BY)
+    finally:
+        lineup.close()
+
+    purged = run_cli(env, "purge")
+    assert purged.returncode == 0, purged.stderr
+    assert f"purged 1 expired subjects [{expired}]" in purged.stdout
+    again = run_cli(env, "purge")
+    assert "purged 0 expired subjects" in again.stdout, again.stdout
+    with sqlite3.connect(data / "lineup.db") as db:
+        names = db.execute("SELECT display_name FROM subjects").fetchall()
+    assert names == [("Kept",)]
+
+    export = run_cli(env, "audit", "export", "--csv", "-", "--subject", str(expired))
+    assert export.returncode == 0, export.stderr
+    rows = list(csv.DictReader(io.StringIO(export.stdout)))
+    assert [row["action"] for row in rows] == ["subject_purge", "subject_create"]
+    assert rows[0]["key_name"].startswith("local:") and rows[0]["request_id"].startswith(
+        "cli-purge"
+    )
+    refused = run_cli(env, "audit", "export", "--csv", "-", "--since", "2026-01-01")
+    assert refused.returncode == 2 and "time zone" in refused.stderr
 
 
 def test_the_first_start_prints_an_admin_key_that_logs_in_and_the_second_none(

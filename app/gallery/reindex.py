@@ -185,7 +185,7 @@ def _embed_all(
     stop: Cancelled,
     batch_size: int,
 ) -> tuple[int, GalleryIndex]:
-    """Embed the faces present at the start, batch by batch; build and save the index."""
+    """Embed the faces present at the start, batch by batch; build the index."""
     with session_scope(context.sessions) as session:
         face_ids = list(session.scalars(select(Face.id).order_by(Face.id)))
     realigned = 0
@@ -200,6 +200,7 @@ def _embed_all(
         raise OperationCancelled("the reindex was cancelled")
     with session_scope(context.sessions) as session:
         index = GalleryIndex(*rebuild_with_subjects(session, version))
+    index.unsaved_changes = True  # built from the rows, on no disk yet: the switch saves it
     report(_EMBEDDING_SHARE + 0.05, f"built the {version.key} index; switching")
     return realigned, index
 

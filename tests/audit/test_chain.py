@@ -321,3 +321,27 @@ def test_trimming_everything_keeps_the_trim_record(sessions: Sessions) -> None:
     assert [event.action for event in events(sessions)] == ["audit_trim"]
     result = check(sessions)
     assert (result.intact, result.checked, result.head_id) == (True, 1, 4)
+
+
+def test_trimming_altered_records_keeps_the_evidence_in_its_own_record(
+    sessions: Sessions,
+) -> None:
+    """Trimming must not launder tampering: the records it removes are checked first."""
+    write(sessions, 5)
+    change(sessions, update(AuditEvent).where(AuditEvent.id == 2).values(client="elsewhere"))
+    before = written_at(events(sessions)[3])
+    with session_scope(sessions) as session:
+        assert trim_trail(session, before=before, by=ACTOR) == 3
+    trim = events(sessions)[-1]
+    details = json.loads(trim.details)
+    assert details["removed_intact"] is False and details["broken_at"] == 2
+    assert "fields" in details["problem"]
+    assert check(sessions).intact  # what is kept still verifies, the trim record with it
+
+
+def test_trimming_intact_records_says_so(sessions: Sessions) -> None:
+    write(sessions, 3)
+    with session_scope(sessions) as session:
+        trim_trail(session, before=datetime.now(UTC), by=ACTOR)
+    details = json.loads(events(sessions)[-1].details)
+    assert details["removed_intact"] is True and "broken_at" not in details

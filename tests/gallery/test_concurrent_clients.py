@@ -107,7 +107,9 @@ class Client(threading.Thread):
     def stats(self, http: httpx.Client) -> httpx.Response:
         response = http.get("/stats")
         body = response.json()
-        if body["faces"] != body["index_size"]:  # one snapshot, always
+        if response.status_code != 200:
+            self.problems.append(f"stats: {response.status_code} {body}")
+        elif body["faces"] != body["index_size"]:  # one snapshot, always
             self.problems.append(f"stats not one snapshot: {body}")
         return response
 
