@@ -144,3 +144,10 @@ def answers(log: Path, process: subprocess.Popen[bytes], key: str | None) -> boo
     except httpx.TransportError:
         return False
     return stats.status_code == 200
+
+
+def test_serve_refuses_auth_off_on_an_address_others_reach(tmp_path: Path) -> None:
+    refused = run_cli(lineup_env(tmp_path / "data", auth="off"), "serve", "--host", "0.0.0.0")
+    assert refused.returncode == 2
+    assert "LINEUP_AUTH=off is refused while the service listens on 0.0.0.0" in refused.stderr
+    assert not (tmp_path / "data" / "lineup.db").exists()  # refused before anything started

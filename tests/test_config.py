@@ -48,3 +48,14 @@ def test_readme_documents_every_setting() -> None:
     readme = README.read_text()
     for name in Settings.model_fields:
         assert f"`LINEUP_{name.upper()}`" in readme, name
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "lineup.example.org"])
+def test_auth_off_is_refused_on_an_address_others_reach(host: str) -> None:
+    with pytest.raises(ValidationError, match=f"LINEUP_AUTH=off is refused .* on {host}"):
+        Settings(_env_file=None, auth="off", host=host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.9", "::1", "localhost"])
+def test_auth_off_is_accepted_on_loopback(host: str) -> None:
+    assert Settings(_env_file=None, auth="off", host=host).auth == "off"
