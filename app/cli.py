@@ -465,6 +465,29 @@ def models_list() -> None:
         console.print(note)
 
 
+@models_app.command("import-edgeface")
+def models_import_edgeface(
+    source: Annotated[
+        Path,
+        typer.Argument(help="The published files and their README, e.g. ../shared/models/edgeface"),
+    ],
+) -> None:
+    """Convert EdgeFace's published int8 weights to float32 under LINEUP_MODELS_DIR.
+
+    Each file is checked against the sha256 its README publishes first; the
+    licences are copied beside the weights and the card says where they came from.
+    """
+    from app.config import get_settings
+    from app.training.import_edgeface import EdgeFaceImportRefused, import_edgeface
+
+    try:
+        imported = import_edgeface(source, get_settings().models_dir)
+    except EdgeFaceImportRefused as error:
+        _fail(str(error), code=EXIT_BAD_INPUT)
+    for model in imported:
+        typer.echo(f"{model.name}: {model.weights} (weights {model.weights_hash})")
+
+
 def _training_summary(entry: "ModelEntry") -> str:
     """ "built in", or what a fine-tuned model's card says it was trained from and how."""
     if entry.kind != "fine-tuned":

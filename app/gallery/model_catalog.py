@@ -7,7 +7,9 @@ those exact weights, how it was trained, and whether the database's active
 model version is it. Nothing here loads a network.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +20,8 @@ from app.gallery import model_versions
 from app.gallery.calibration import UnreadableCard, read_card
 from app.gallery.model_versions import ModelVersionInfo
 from app.vision.backbones.dlib_backbone import DlibResnetBackbone, default_weights_path
+from app.vision.backbones.edgeface import EdgeFaceBackbone, edgeface_weights_path
+from app.vision.backbones.edgeface_network import ARCHITECTURES
 from app.vision.backbones.facenet import FacenetBackbone
 from app.vision.backbones.finetuned import WEIGHTS_FILE, finetuned_embedding_dim, finetuned_models
 from app.vision.backbones.registry import BACKBONES
@@ -69,16 +73,26 @@ def active_version_in_database(settings: Settings) -> ModelVersionInfo | None:
 
 def _built_in(settings: Settings, name: str, active: ModelVersionInfo | None) -> ModelEntry:
     note = ""
-    dlib = name == "dlib-resnet"
-    dim = DlibResnetBackbone.embedding_dim if dlib else FacenetBackbone.embedding_dim
+    dim, where = _built_in_weights(name)
     try:
-        path = default_weights_path() if dlib else settings.backbone_weights(name)
+        path = where(settings)
     except WeightsMissing as error:
         path, note = None, str(error)
     if path is None and not note:
         note = "weights not configured (see README: LINEUP_FACENET_*_WEIGHTS)"
     version = weights_version(path) if path is not None else None
     return _entry(settings, name, "built-in", version, dim, active, note=note)
+
+
+def _built_in_weights(name: str) -> tuple[int, Callable[[Settings], Path | None]]:
+    """A built-in's embedding size, and where its weights are (None: not configured)."""
+    if name == "dlib-resnet":
+        return DlibResnetBackbone.embedding_dim, lambda _settings: default_weights_path()
+    if name in ARCHITECTURES:
+        return EdgeFaceBackbone.embedding_dim, lambda settings: edgeface_weights_path(
+            name, settings.models_dir
+        )
+    return FacenetBackbone.embedding_dim, lambda settings: settings.backbone_weights(name)
 
 
 def _finetuned(settings: Settings, name: str, active: ModelVersionInfo | None) -> ModelEntry:

@@ -69,6 +69,36 @@ def record_training(
     are dropped, so the card never lends them to weights they were not
     measured on.
     """
+    return _describe(models_dir, name, weights_hash, embedding_dim, alignment, training=training)
+
+
+def record_provenance(
+    models_dir: Path,
+    name: str,
+    *,
+    weights_hash: str,
+    embedding_dim: int,
+    alignment: str,
+    provenance: dict[str, Any],
+) -> Path:
+    """Describe pretrained weights brought in from elsewhere: where from, under which terms.
+
+    As with training, figures measured on other weights are dropped.
+    """
+    return _describe(
+        models_dir, name, weights_hash, embedding_dim, alignment, provenance=provenance
+    )
+
+
+def _describe(
+    models_dir: Path,
+    name: str,
+    weights_hash: str,
+    embedding_dim: int,
+    alignment: str,
+    **sections: dict[str, Any],
+) -> Path:
+    """Set what the weights are; a threshold or metrics of other weights go."""
     card = read_card(models_dir, name)
     if card.get("weights_hash") != weights_hash:
         for section in _WEIGHTS_BOUND_SECTIONS:
@@ -78,7 +108,7 @@ def record_training(
         weights_hash=weights_hash,
         embedding_dim=embedding_dim,
         alignment=alignment,
-        training=training,
+        **sections,
     )
     return _write_card(models_dir, name, card)
 

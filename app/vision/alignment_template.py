@@ -53,3 +53,18 @@ FACENET_160 = AlignmentTemplate(
         (116.87, 119.53),
     ),
 )
+
+
+ARCFACE_112 = AlignmentTemplate(
+    name="arcface-112",
+    size=112,
+    # The standard template of InsightFace's ArcFace crops, on which EdgeFace was
+    # trained (WebFace4M/12M, aligned the same way); from EdgeFace's model README.
+    points=(
+        (38.2946, 51.6963),
+        (73.5318, 51.5014),
+        (56.0252, 71.7366),
+        (41.5493, 92.3655),
+        (70.7299, 92.2041),
+    ),
+)

@@ -12,7 +12,7 @@ from app.vision.alignment import (
     estimate_similarity,
     warp_to_chip,
 )
-from app.vision.alignment_template import DLIB_150, FACENET_160, AlignmentTemplate
+from app.vision.alignment_template import ARCFACE_112, DLIB_150, FACENET_160, AlignmentTemplate
 
 CHIP_GRID = np.stack(np.meshgrid(np.arange(150.0), np.arange(150.0)), axis=-1).reshape(-1, 2)
 
@@ -73,20 +73,21 @@ def test_chip_pixels_come_from_where_the_transform_says(face_scale: float) -> No
         assert np.abs(read - expected[:, axis]).max() < 1e-3
 
 
-def test_landmarks_land_on_the_template() -> None:
+@pytest.mark.parametrize("template", [DLIB_150, ARCFACE_112], ids=lambda t: t.name)
+def test_landmarks_land_on_the_template(template: AlignmentTemplate) -> None:
     """Five coloured dots placed by a known transform end up at the template's points."""
-    chip_to_image = rotated_scaled(2.2, -0.35, 120, 260)
-    landmarks = chip_to_image.apply(DLIB_150.as_array())
+    chip_to_image = rotated_scaled(2.2 * 150 / template.size, -0.35, 120, 260)
+    landmarks = chip_to_image.apply(template.as_array())
     rows, columns = np.mgrid[0:700, 0:700]
     image = np.zeros((700, 700, 3), dtype=np.uint8)
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255)]
     for (x, y), colour in zip(landmarks, colours, strict=True):
         image[(columns - x) ** 2 + (rows - y) ** 2 <= 6.6**2] = colour
-    chip = align_face(Image.fromarray(image), landmarks, DLIB_150).astype(np.int32)
-    for (x, y), colour in zip(DLIB_150.points, colours, strict=True):
+    chip = align_face(Image.fromarray(image), landmarks, template).astype(np.int32)
+    for (x, y), colour in zip(template.points, colours, strict=True):
         weight = np.clip(255 * 3 - np.abs(chip - colour).sum(axis=-1), 0, None)
         weight = np.where(weight > 255 * 2, weight, 0).astype(np.float64)
-        ys, xs = np.mgrid[0:150, 0:150]
+        ys, xs = np.mgrid[0 : template.size, 0 : template.size]
         centre = (np.sum(xs * weight) / weight.sum(), np.sum(ys * weight) / weight.sum())
         assert centre == pytest.approx((x, y), abs=0.25)
 
@@ -102,7 +103,7 @@ def test_large_faces_are_low_pass_filtered_before_shrinking() -> None:
     assert np.abs(chip.astype(float) - 127.5).max() < 2
 
 
-@pytest.mark.parametrize("template", [DLIB_150, FACENET_160])
+@pytest.mark.parametrize("template", [DLIB_150, FACENET_160, ARCFACE_112])
 def test_chip_has_the_template_size(template: AlignmentTemplate) -> None:
     landmarks = rotated_scaled(1.3, 0.1, 30, 30).apply(template.as_array())
     image = Image.new("RGB", (400, 400), (90, 90, 90))

@@ -27,6 +27,11 @@ from app.vision.backbones.embedding_network import EmbeddingNetwork
 from app.vision.backbones.weights import VERSION_HEX_DIGITS, WeightsMissing
 
 WEIGHTS_FILE = "weights.safetensors"
+BUILT_IN_NAMES = frozenset(
+    {"dlib-resnet", "edgeface-xs", "edgeface-xxs", "facenet-vggface2", "facenet-casia"}
+)
+"""The registry's built-in backbones. Some keep their weights under the models dir too
+(EdgeFace's conversions), so their folders are not fine-tuned models."""
 # A model's name is a folder name under the models dir: no separators, no leading dot.
 MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -37,7 +42,7 @@ class InvalidWeights(ValueError):
 
 def is_model_name(name: str) -> bool:
     """Whether `name` may name a fine-tuned model (and so a folder under the models dir)."""
-    return MODEL_NAME.fullmatch(name) is not None
+    return MODEL_NAME.fullmatch(name) is not None and name not in BUILT_IN_NAMES
 
 
 def finetuned_models(models_dir: Path) -> list[str]:

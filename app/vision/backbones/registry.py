@@ -9,12 +9,19 @@ import torch
 
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.dlib_backbone import DlibResnetBackbone
+from app.vision.backbones.edgeface import EdgeFaceBackbone
 from app.vision.backbones.facenet import FacenetBackbone
-from app.vision.backbones.finetuned import FineTunedBackbone, finetuned_models, is_model_name
+from app.vision.backbones.finetuned import (
+    BUILT_IN_NAMES,
+    FineTunedBackbone,
+    finetuned_models,
+    is_model_name,
+)
 
 DEFAULT_BACKBONE = "dlib-resnet"
 
-BackboneFactory = Callable[[torch.device, Path | None], Backbone]
+BackboneFactory = Callable[[torch.device, Path | None, Path | None], Backbone]
+"""(device, a weights file overriding the default, the models dir) → the backbone."""
 
 
 class UnknownBackbone(ValueError):
@@ -23,19 +30,30 @@ class UnknownBackbone(ValueError):
     code = "unknown_backbone"
 
 
-def _dlib(device: torch.device, weights: Path | None) -> Backbone:
+def _dlib(device: torch.device, weights: Path | None, _models_dir: Path | None) -> Backbone:
     return DlibResnetBackbone(device, weights_path=weights)
 
 
-def _facenet(device: torch.device, weights: Path | None, *, name: str) -> Backbone:
+def _facenet(
+    device: torch.device, weights: Path | None, _models_dir: Path | None, *, name: str
+) -> Backbone:
     return FacenetBackbone(name=name, weights=weights, device=device)
+
+
+def _edgeface(
+    device: torch.device, weights: Path | None, models_dir: Path | None, *, name: str
+) -> Backbone:
+    return EdgeFaceBackbone(name=name, device=device, weights=weights, models_dir=models_dir)
 
 
 BACKBONES: dict[str, BackboneFactory] = {
     "dlib-resnet": _dlib,
+    "edgeface-xs": partial(_edgeface, name="edgeface-xs"),
+    "edgeface-xxs": partial(_edgeface, name="edgeface-xxs"),
     "facenet-vggface2": partial(_facenet, name="facenet-vggface2"),
     "facenet-casia": partial(_facenet, name="facenet-casia"),
 }
+assert set(BACKBONES) == BUILT_IN_NAMES
 
 
 def is_known_backbone(name: str, *, models_dir: Path | None) -> bool:
@@ -73,7 +91,7 @@ def create_backbone(
     """
     factory = BACKBONES.get(name)
     if factory is not None:
-        return factory(device, weights)
+        return factory(device, weights, models_dir)
     require_known_backbone(name, models_dir=models_dir)
     assert models_dir is not None  # a fine-tuned model was found there
     return FineTunedBackbone(name=name, directory=models_dir / name, device=device)
