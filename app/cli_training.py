@@ -7,7 +7,7 @@ Thin front doors over `app.training.train_run` and `app.training.evaluate_run`;
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,8 +18,10 @@ from app.training.train_config import TrainConfig
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.training.evaluate_run import PairsEvaluation
     from app.training.evaluation import ModelEvaluation
     from app.training.trainer import TrainProgress
+    from app.training.verification import ImagePair, PairsResult
     from app.vision.detection import FaceDetector
 
 DEFAULT = TrainConfig.default
@@ -186,8 +188,23 @@ def train(
     typer.echo(f"model folder: {config.checkpoint_dir}")
 
 
+OFFLINE_BACKBONES = ("dlib-resnet", "edgeface-xs", "edgeface-xxs")
+"""The built-in backbones whose weights every checkout holds: what `evaluate` compares."""
+
+OptionalTree = Annotated[
+    Path | None,
+    typer.Argument(
+        help="One sub-folder per identity, e.g. ../shared/faces/celeba; optional with --pairs",
+        metavar="TREE",
+        exists=True,
+        file_okay=False,
+        show_default=False,
+    ),
+]
+
+
 def evaluate(
-    tree: Tree,
+    tree: OptionalTree = None,
     split: Split = None,
     part: Annotated[str, typer.Option(help="Identities to evaluate on (never trained on)")] = "val",
     model: Annotated[
@@ -204,18 +221,130 @@ def evaluate(
     ] = "train",
     pairs: Annotated[
         Path | None,
-        typer.Option(help="Also score a pairs file in LFW's format with its k-fold protocol"),
+        typer.Option(
+            help="Score a pairs file in LFW's format with its k-fold protocol (TREE optional)",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the pairs' photos, NAME/NAME_0001.jpg; default: the pairs file's",
+            file_okay=False,
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write every figure to this JSON file")
+    ] = None,
+    write_card: Annotated[
+        bool,
+        typer.Option(
+            "--write-card", help="Record TREE's figures in each model's card (models/*/card.json)"
+        ),
+    ] = False,
 ) -> None:
-    """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV."""
+    """Measure models on identities they never saw: rank-k, MAP@R, FNIR, ROC; clean and CCTV.
+
+    With --pairs, also (or, without TREE, only) verification on a pairs file.
+    Model cards are only read, unless --write-card.
+    """
+    _check_evaluate_options(
+        tree, split=split, report=report, pairs=pairs, images=images, write_card=write_card
+    )
     from app.composition import build_detector
     from app.config import get_settings
-    from app.training.evaluate_run import EvaluationData, evaluate_models
     from app.vision.backbones.finetuned import finetuned_models
-    from app.vision.device import resolve_device
 
     settings = get_settings()
-    names = model or ["dlib-resnet", *finetuned_models(settings.models_dir)]
+    names = model or [*OFFLINE_BACKBONES, *finetuned_models(settings.models_dir)]
+    # The pairs are read and their photos checked before any work, so a wrong folder fails fast.
+    pair_list = _read_pairs(pairs, images=images or pairs.parent) if pairs else None
+    detector = build_detector(settings)
+    figures: dict[str, Any] = {}
+    if tree is not None:
+        figures["tree"] = _evaluate_tree(
+            settings,
+            detector,
+            names,
+            tree=tree,
+            split=split,
+            part=part,
+            train_part=train_part,
+            report=report,
+            write_card=write_card,
+        )
+    if pairs is not None and pair_list is not None:
+        figures["pairs"] = _evaluate_pairs(
+            settings,
+            detector,
+            names,
+            pairs=pairs,
+            images=images or pairs.parent,
+            pair_list=pair_list,
+        )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        Console(stderr=True).print(f"figures: {json_path}")
+
+
+def _check_evaluate_options(
+    tree: Path | None,
+    *,
+    split: Path | None,
+    report: Path | None,
+    pairs: Path | None,
+    images: Path | None,
+    write_card: bool,
+) -> None:
+    """Refuse, before any work, options that measure nothing or have nothing to act on."""
+    if tree is None and pairs is None:
+        raise typer.BadParameter(
+            "nothing to measure: give a TREE, --pairs FILE, or both", param_hint="TREE"
+        )
+    if tree is None:
+        given = [flag for flag, value in (("--split", split), ("--report", report)) if value]
+        given += ["--write-card"] if write_card else []
+        if given:
+            raise typer.BadParameter(
+                "they describe a TREE evaluation; give a TREE", param_hint=", ".join(given)
+            )
+    if images is not None and pairs is None:
+        raise typer.BadParameter("it says where the --pairs photos are", param_hint="--images")
+
+
+def _read_pairs(pairs: Path, *, images: Path) -> list["ImagePair"]:
+    """The pairs of `pairs`, every photo found under `images`; a usage error (exit 2) if not."""
+    from app.training.verification import check_photos, read_pairs
+
+    try:
+        pair_list = read_pairs(pairs, images=images)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--pairs") from None
+    try:
+        check_photos(pair_list, images=images)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--images") from None
+    return pair_list
+
+
+def _evaluate_tree(
+    settings: "Settings",
+    detector: "FaceDetector",
+    names: list[str],
+    *,
+    tree: Path,
+    split: Path | None,
+    part: str,
+    train_part: str | None,
+    report: Path | None,
+    write_card: bool,
+) -> dict[str, Any]:
+    """Measure `names` on TREE, print the table; the figures, as JSON."""
+    from app.training.evaluate_run import EvaluationData, evaluate_models
+    from app.vision.device import resolve_device
+
     described = _describe(tree, split, part)
     data = EvaluationData(
         root=tree,
@@ -225,7 +354,6 @@ def evaluate(
     )
     console = Console(stderr=True)
     started = time.perf_counter()
-    detector = build_detector(settings)
     results = evaluate_models(
         names,
         data=data,
@@ -234,37 +362,111 @@ def evaluate(
         models_dir=settings.models_dir,
         device=resolve_device(settings.device),
         report_dir=report,
+        write_card=write_card,
         step=lambda message: console.print(f"[dim]{message}[/]"),
     )
     Console().print(_results_table(results))
-    console.print(
-        f"done in {time.perf_counter() - started:.0f} s; figures recorded in the model cards"
-    )
+    cards = "figures recorded in the model cards" if write_card else "model cards left as they are"
+    console.print(f"done in {time.perf_counter() - started:.0f} s; {cards}")
     if report is not None:
         console.print(f"report: {report / 'index.html'}")
-    if pairs is not None:
-        _print_pairs(settings, detector, names, pairs)
+    return {"data": described, "models": {r.name: r.metrics_json() for r in results}}
 
 
-def _print_pairs(
-    settings: "Settings", detector: "FaceDetector", names: list[str], pairs: Path
-) -> None:
+def _evaluate_pairs(
+    settings: "Settings",
+    detector: "FaceDetector",
+    names: list[str],
+    *,
+    pairs: Path,
+    images: Path,
+    pair_list: list["ImagePair"],
+) -> dict[str, Any]:
+    """Score `pair_list` with each model, print the table and the notes; the figures, as JSON."""
     from app.training.evaluate_run import evaluate_pairs
+    from app.training.verification import UNSCORED_RULE, PairsNotScorable
     from app.vision.device import resolve_device
 
-    scored = evaluate_pairs(
-        names,
-        pairs_file=pairs,
-        detector=detector,
-        cache_dir=_cache_dir(settings, pairs.parent),
-        models_dir=settings.models_dir,
-        device=resolve_device(settings.device),
+    console = Console(stderr=True)
+    console.print(f"[dim]scoring {len(pair_list)} pairs of {pairs}; photos under {images}[/]")
+    try:
+        scored = evaluate_pairs(
+            names,
+            pairs=pair_list,
+            images=images,
+            detector=detector,
+            cache_dir=_cache_dir(settings, images),
+            models_dir=settings.models_dir,
+            device=resolve_device(settings.device),
+        )
+    except PairsNotScorable as error:
+        raise typer.BadParameter(str(error), param_hint="--images") from None
+    Console().print(_pairs_table(scored.results, title=str(pairs)))
+    for line in _pairs_notes(scored):
+        console.print(line)
+    return {
+        "file": str(pairs),
+        "images": str(images),
+        "photos": scored.photos,
+        "photos_without_usable_face": dict(scored.skipped),
+        "unscored_rule": UNSCORED_RULE,
+        "models": {name: result.to_json() for name, result in scored.results.items()},
+    }
+
+
+def _pairs_table(results: dict[str, "PairsResult"], *, title: str) -> Table:
+    table = Table(
+        "model",
+        "pairs",
+        "unscored",
+        "accuracy (k-fold)",
+        "fold thresholds",
+        "TAR@FAR 1e-3",
+        "AUC",
+        "own threshold: accuracy",
+        title=title,
     )
-    table = Table("model", "pairs", "unscored", "accuracy (k-fold)", "AUC", title=str(pairs))
-    for name, result in scored.items():
-        accuracy = f"{100 * result.accuracy:.2f} % over {len(result.folds)} folds"
-        table.add_row(name, str(result.pairs), str(result.unscored), accuracy, f"{result.auc:.4f}")
-    Console().print(table)
+    for name, result in results.items():
+        accuracy = (
+            f"{100 * result.accuracy:.2f} ± {100 * result.accuracy_std:.2f} % "
+            f"over {len(result.folds)} folds"
+        )
+        own = (
+            "none in its card"
+            if result.calibrated_threshold is None or result.calibrated_accuracy is None
+            else f"{result.calibrated_threshold:.3f}: {100 * result.calibrated_accuracy:.2f} %"
+        )
+        table.add_row(
+            name,
+            str(result.pairs),
+            str(result.unscored),
+            accuracy,
+            ", ".join(f"{fold.threshold:.3f}" for fold in result.folds),
+            f"{100 * result.tar_at_far_1e3:.1f} %",
+            f"{result.auc:.4f}",
+            own,
+        )
+    return table
+
+
+def _pairs_notes(scored: "PairsEvaluation") -> list[str]:
+    """How to read the pairs table: unscored pairs, and what TAR at FAR 1e-3 means here."""
+    first = next(iter(scored.results.values()))
+    if first.unscored:
+        skipped = ", ".join(f"{count} {why}" for why, count in sorted(scored.skipped.items()))
+        notes = [
+            f"{first.unscored} of {first.pairs} pairs unscored ({skipped} of {scored.photos} "
+            "photos); counted as different-person answers at every threshold: wrong for "
+            "same-person pairs, right for different-person pairs, in accuracy, TAR and AUC"
+        ]
+    else:
+        notes = [f"every pair scored: all {scored.photos} photos had a face"]
+    if first.impostor_pairs < 1000:
+        notes.append(
+            f"TAR@FAR 1e-3 on {first.impostor_pairs} different-person pairs allows no false "
+            "accept: it is the share of same-person pairs above every different-person one"
+        )
+    return notes
 
 
 def _results_table(results: list["ModelEvaluation"]) -> Table:

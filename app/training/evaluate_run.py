@@ -3,12 +3,14 @@
 Every model is measured on the same `EvaluationSet` (the degraded probes are
 made once, seeded), so the figures of a pretrained and a fine-tuned model
 differ by the model alone. The figures go into each model's card, keyed to
-its weights, and optionally into an HTML report.
+its weights, only when asked (cards are committed files), and optionally into
+an HTML report. A pairs file in LFW's format is scored on its own.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +23,13 @@ from app.training.evaluation import Embed, ModelEvaluation, build_evaluation_set
 from app.training.face_tree import LabelledPhoto, labelled_photos
 from app.training.model_card import read_card, record_metrics
 from app.training.report import ReportInputs, write_report
-from app.training.verification import PairsResult, read_pairs, score_pairs
+from app.training.verification import (
+    ImagePair,
+    PairsNotScorable,
+    PairsResult,
+    pair_photos,
+    score_pairs,
+)
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.registry import create_backbone
 from app.vision.detection import FaceDetector
@@ -58,9 +66,15 @@ def evaluate_models(
     models_dir: Path,
     device: torch.device,
     report_dir: Path | None = None,
+    write_card: bool = False,
     step: Step | None = None,
 ) -> list[ModelEvaluation]:
-    """Measure each model in `names` (the baseline first), record the figures, write the report."""
+    """Measure each model in `names` (the baseline first), write the report if asked.
+
+    With `write_card`, each model's figures replace the `metrics` of its card
+    (a fine-tuned model's with the baseline's beside them); otherwise no card
+    is written.
+    """
     say = step or (lambda message: log.info(message))
     cache = ChipCache(root=data.root, cache_dir=cache_dir, detector=detector)
     say(f"finding and aligning the faces of {len(data.identities)} evaluation identities")
@@ -72,9 +86,10 @@ def evaluate_models(
         say(f"measuring {name}")
         backbone = create_backbone(name, device=device, models_dir=models_dir)
         result = evaluate_model(name, batched_embed(backbone), evaluation)
-        baseline = {"model": names[0], **results[0].metrics_json()} if results else None
-        figures = {"data": data.description, **result.metrics_json()}
-        record_metrics(models_dir, backbone, figures, baseline=baseline)
+        if write_card:
+            baseline = {"model": names[0], **results[0].metrics_json()} if results else None
+            figures = {"data": data.description, **result.metrics_json()}
+            record_metrics(models_dir, backbone, figures, baseline=baseline)
         results.append(result)
         backbones[name] = backbone
         thresholds[name] = _threshold(models_dir, backbone, result)
@@ -124,25 +139,47 @@ def _add_size_experiment(
     inputs.size_base = backbone.name
 
 
+@dataclass
+class PairsEvaluation:
+    """A pairs file scored by each model: the photos read, those without a usable face
+    (by reason), and each model's `PairsResult`."""
+
+    photos: int
+    skipped: Counter[str]
+    results: dict[str, PairsResult] = field(default_factory=dict)
+
+
 def evaluate_pairs(
     names: Sequence[str],
     *,
-    pairs_file: Path,
+    pairs: list[ImagePair],
+    images: Path,
     detector: FaceDetector,
     cache_dir: Path,
     models_dir: Path,
     device: torch.device,
-) -> dict[str, PairsResult]:
-    """Each model's k-fold accuracy on a pairs file in LFW's format (`read_pairs`)."""
-    pairs = read_pairs(pairs_file)
-    photos = sorted({photo for pair in pairs for photo in (pair.first, pair.second)})
-    cache = ChipCache(root=pairs_file.parent, cache_dir=cache_dir, detector=detector)
+) -> PairsEvaluation:
+    """Each model's k-fold figures on `pairs` (`read_pairs`), whose photos lie under `images`.
+
+    Each model is also scored at its own calibrated threshold when its card has
+    one for its weights. Raises `PairsNotScorable` when no photo has a face.
+    """
+    photos = pair_photos(pairs)
+    cache = ChipCache(root=images, cache_dir=cache_dir, detector=detector)
     chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
+    if not len(chips):
+        raise PairsNotScorable(f"no face found in any of the {len(photos)} photos under {images}")
     stacked = chips.stack()
     paths = [chips.photo_path(index) for index in range(len(chips))]
-    results = {}
+    scored = PairsEvaluation(photos=len(photos), skipped=chips.skipped)
     for name in names:
         backbone = create_backbone(name, device=device, models_dir=models_dir)
         embeddings = batched_embed(backbone)(stacked)
-        results[name] = score_pairs(pairs, dict(zip(paths, embeddings, strict=True)))
-    return results
+        scored.results[name] = score_pairs(
+            pairs,
+            dict(zip(paths, embeddings, strict=True)),
+            calibrated_threshold=calibrated_threshold(
+                models_dir, backbone=backbone.name, weights_hash=backbone.version
+            ),
+        )
+    return scored

@@ -179,7 +179,8 @@ def test_the_reindex_form_offers_exactly_the_models_a_reindex_can_load(
         html = authorize(fresh).get("/admin").text
     form = html[html.index('id="reindex-backbone"') :]
     offered = re.findall(r'<option value="([^"]+)"', form[: form.index("</select>")])
-    assert offered == ["dlib-resnet", "facenet-casia", "facenet-vggface2", "dlib-resnet-cctv"]
+    built_in = ["dlib-resnet", "edgeface-xs", "edgeface-xxs", "facenet-casia", "facenet-vggface2"]
+    assert offered == [*built_in, "dlib-resnet-cctv"]
 
 
 def test_admin_page_says_how_to_make_a_report_when_there_is_none(

@@ -93,7 +93,7 @@ def test_unknown_names_list_the_built_ins_and_the_models_found(models_dir: Path,
     with pytest.raises(UnknownBackbone) as refused:
         create_backbone(name, device=CPU, models_dir=models_dir)
     message = str(refused.value)
-    assert "dlib-resnet, facenet-vggface2, facenet-casia" in message
+    assert "dlib-resnet, edgeface-xs, edgeface-xxs, facenet-vggface2, facenet-casia" in message
     assert "headed, plain" in message
     assert isinstance(refused.value, ValueError)
 
