@@ -227,6 +227,7 @@ def models_dir(tmp_path: Path) -> Path:
 
     models = tmp_path / "models"
     shutil.copytree(REPO_MODELS / "dlib-resnet", models / "dlib-resnet")
+    shutil.copytree(REPO_MODELS / "edgeface-xs", models / "edgeface-xs")
     (models / TUNED).mkdir()
     dlib = DlibFaceResNet.from_dlib_file(default_weights_path())
     weights = save_weights(models / TUNED, EmbeddingNetwork(dlib, head_dim=32, seed=1))
@@ -256,6 +257,11 @@ def test_models_list_shows_built_ins_and_fine_tuned_models_without_a_database(
     ]  # fmt: skip
     tuned = table_row(result.stdout, TUNED)
     assert tuned[2:] == ["32", "0.500", "dlib-resnet + triplet, 3 epochs", ""]
+    assert table_row(result.stdout, "edgeface-xs") == [
+        "edgeface-xs", "8a95710ad44f5293", "512", "0.273", "built in", ""
+    ]  # fmt: skip
+    assert table_row(result.stdout, "edgeface-xxs")[1:3] == ["—", "512"]
+    assert "edgeface-xxs: edgeface-xxs's weights are not at" in result.stdout
     assert table_row(result.stdout, "facenet-casia")[1:3] == ["—", "512"]
     assert "facenet-casia: weights not configured" in result.stdout
     assert not (tmp_path / "none").exists()  # listing creates no database
