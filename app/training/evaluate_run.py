@@ -1,8 +1,9 @@
 """`lineup evaluate`: measure models on identities they never saw, record it, draw the report.
 
-Every model is measured on the same `EvaluationSet` (the degraded probes are
-made once, seeded), so the figures of a pretrained and a fine-tuned model
-differ by the model alone. The figures go into each model's card, keyed to
+Every model is measured on the same photos, split the same way into gallery
+and probes, with the same seeded damage on its degraded probes, each cut for
+its own backbone's template (one `EvaluationSet` per template), so the figures
+of two models differ by the model alone. The figures go into each model's card, keyed to
 its weights, only when asked (cards are committed files), and optionally into
 an HTML report. A pairs file in LFW's format is scored on its own.
 """
@@ -19,7 +20,13 @@ import torch
 from app.gallery.calibration import calibrated_threshold
 from app.training.chips import ChipCache
 from app.training.embedding_size import embedding_size_experiment
-from app.training.evaluation import Embed, ModelEvaluation, build_evaluation_set, evaluate_model
+from app.training.evaluation import (
+    Embed,
+    EvaluationSet,
+    ModelEvaluation,
+    build_evaluation_set,
+    evaluate_model,
+)
 from app.training.face_tree import LabelledPhoto, labelled_photos
 from app.training.model_card import read_card, record_metrics
 from app.training.report import ReportInputs, write_report
@@ -30,6 +37,7 @@ from app.training.verification import (
     pair_photos,
     score_pairs,
 )
+from app.vision.alignment_template import AlignmentTemplate
 from app.vision.backbones.base import Backbone
 from app.vision.backbones.registry import create_backbone
 from app.vision.detection import FaceDetector
@@ -76,15 +84,14 @@ def evaluate_models(
     is written.
     """
     say = step or (lambda message: log.info(message))
-    cache = ChipCache(root=data.root, cache_dir=cache_dir, detector=detector)
-    say(f"finding and aligning the faces of {len(data.identities)} evaluation identities")
-    evaluation = build_evaluation_set(cache.build(labelled_photos(data.root, data.identities)))
+    sets = _EvaluationSets(data, detector=detector, cache_dir=cache_dir, say=say)
     results: list[ModelEvaluation] = []
     backbones: dict[str, Backbone] = {}
     thresholds: dict[str, float] = {}
     for name in names:
-        say(f"measuring {name}")
         backbone = create_backbone(name, device=device, models_dir=models_dir)
+        evaluation = sets.for_template(backbone.template)
+        say(f"measuring {name}")
         result = evaluate_model(name, batched_embed(backbone), evaluation)
         if write_card:
             baseline = {"model": names[0], **results[0].metrics_json()} if results else None
@@ -95,16 +102,60 @@ def evaluate_models(
         thresholds[name] = _threshold(models_dir, backbone, result)
     if report_dir is not None:
         say(f"writing the report to {report_dir}")
+        first = backbones[names[0]]
         inputs = ReportInputs(
-            evaluation=evaluation,
+            evaluation=sets.for_template(first.template),
             models=results,
             cards={name: read_card(models_dir, name) for name in names},
             thresholds=thresholds,
             data_description=data.description,
         )
-        _add_size_experiment(inputs, data=data, cache=cache, backbone=backbones[names[0]], say=say)
+        cache = sets.cache(first.template)
+        _add_size_experiment(inputs, data=data, cache=cache, backbone=first, say=say)
         write_report(report_dir, inputs)
     return results
+
+
+class _EvaluationSets:
+    """The evaluation identities' chips and probes, cut for each template when first asked."""
+
+    def __init__(
+        self, data: EvaluationData, *, detector: FaceDetector, cache_dir: Path, say: Step
+    ) -> None:
+        self._data, self._detector, self._cache_dir, self._say = data, detector, cache_dir, say
+        self._sets: dict[str, EvaluationSet] = {}
+
+    def cache(self, template: AlignmentTemplate) -> ChipCache:
+        return ChipCache(
+            root=self._data.root,
+            cache_dir=self._cache_dir,
+            detector=self._detector,
+            template=template,
+        )
+
+    def for_template(self, template: AlignmentTemplate) -> EvaluationSet:
+        if template.name not in self._sets:
+            self._say(
+                f"finding and aligning the faces of {len(self._data.identities)} evaluation "
+                f"identities for {template.name}"
+            )
+            photos = labelled_photos(self._data.root, self._data.identities)
+            made = build_evaluation_set(self.cache(template).build(photos), template=template)
+            self._check_same_probes(made)
+            self._sets[template.name] = made
+        return self._sets[template.name]
+
+    def _check_same_probes(self, made: EvaluationSet) -> None:
+        """Every template's set must hold the same photos in the same roles."""
+        for other in self._sets.values():
+            if _photos(other, other.split.probes.tolist()) != _photos(
+                made, made.split.probes.tolist()
+            ):
+                raise RuntimeError("the evaluation photos differ between alignment templates")
+
+
+def _photos(evaluation: EvaluationSet, indices: Sequence[int]) -> list[Path]:
+    return [evaluation.chips.photo_path(int(index)) for index in indices]
 
 
 def _threshold(models_dir: Path, backbone: Backbone, result: ModelEvaluation) -> float:
@@ -165,16 +216,20 @@ def evaluate_pairs(
     one for its weights. Raises `PairsNotScorable` when no photo has a face.
     """
     photos = pair_photos(pairs)
-    cache = ChipCache(root=images, cache_dir=cache_dir, detector=detector)
-    chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
-    if not len(chips):
-        raise PairsNotScorable(f"no face found in any of the {len(photos)} photos under {images}")
-    stacked = chips.stack()
-    paths = [chips.photo_path(index) for index in range(len(chips))]
-    scored = PairsEvaluation(photos=len(photos), skipped=chips.skipped)
+    scored = PairsEvaluation(photos=len(photos), skipped=Counter())
     for name in names:
         backbone = create_backbone(name, device=device, models_dir=models_dir)
-        embeddings = batched_embed(backbone)(stacked)
+        cache = ChipCache(
+            root=images, cache_dir=cache_dir, detector=detector, template=backbone.template
+        )
+        chips = cache.build(LabelledPhoto(photo.parent.name, photo) for photo in photos)
+        if not len(chips):
+            raise PairsNotScorable(
+                f"no face found in any of the {len(photos)} photos under {images}"
+            )
+        scored.skipped = chips.skipped  # detection, so the same for every template
+        paths = [chips.photo_path(index) for index in range(len(chips))]
+        embeddings = batched_embed(backbone)(chips.stack())
         scored.results[name] = score_pairs(
             pairs,
             dict(zip(paths, embeddings, strict=True)),

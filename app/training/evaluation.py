@@ -38,6 +38,7 @@ from app.training.metrics import (
 )
 from app.training.probes import cctv_probe_chips
 from app.training.verification import kfold_accuracy
+from app.vision.alignment_template import DLIB_150, AlignmentTemplate
 
 GALLERY_PHOTOS = 3
 OPEN_SET_FPIR = 0.01
@@ -84,16 +85,26 @@ class EvaluationSet:
 
 
 def build_evaluation_set(
-    chips: ChipSet, *, gallery_photos: int = GALLERY_PHOTOS, seed: int = DEGRADATION_SEED
+    chips: ChipSet,
+    *,
+    gallery_photos: int = GALLERY_PHOTOS,
+    seed: int = DEGRADATION_SEED,
+    template: AlignmentTemplate = DLIB_150,
 ) -> EvaluationSet:
-    """Load the gallery and probe chips once and make the degraded probes (the slow part)."""
+    """Load the gallery and probe chips once and make the degraded probes (the slow part).
+
+    `chips` must be cut for `template`; the degraded probes are cut for it too. The
+    damage depends only on the photo and the seed, so every template's set holds the
+    same damaged faces.
+    """
     split = split_gallery_probes(chips, per_identity=gallery_photos)
+    degraded = cctv_probe_chips(chips, split.probes.tolist(), seed=seed, template=template)
     return EvaluationSet(
         chips=chips,
         split=split,
         gallery_chips=chips.stack(split.gallery),
         probe_chips=chips.stack(split.probes),
-        degraded_probe_chips=cctv_probe_chips(chips, split.probes.tolist(), seed=seed),
+        degraded_probe_chips=degraded,
     )
 
 

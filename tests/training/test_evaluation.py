@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from app.training.breakdown import at_threshold, rank1_breakdown
 from app.training.chips import ChipRecord, ChipSet
+from app.training.evaluate_run import EvaluationData, evaluate_models
 from app.training.evaluation import (
     ConditionScores,
     EvaluationSet,
@@ -15,7 +17,11 @@ from app.training.evaluation import (
     condition_metrics,
     split_gallery_probes,
 )
+from app.training.face_tree import identities
 from app.training.verification import best_threshold
+from app.vision.embedder import FaceEmbedder
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def _record(identity: str, number: int) -> ChipRecord:
@@ -137,3 +143,23 @@ def test_real_faces_are_recognised_and_degradation_costs_accuracy(
     assert clean.rank1 >= 23 / 24
     assert clean.auc > degraded.auc
     assert degraded.rank1 <= clean.rank1
+
+
+def test_each_model_is_measured_on_chips_cut_for_its_own_template(
+    faces_dir: Path, tmp_path: Path, embedder: FaceEmbedder
+) -> None:
+    """dlib (150 px) and EdgeFace (112 px, ArcFace) side by side, on the same probes."""
+    root = faces_dir / "lfw_mini"
+    data = EvaluationData(root=root, identities=identities(root), description="lfw_mini")
+    dlib, edgeface = evaluate_models(
+        ["dlib-resnet", "edgeface-xxs"],
+        data=data,
+        detector=embedder.detector,
+        cache_dir=tmp_path / "chips",
+        models_dir=MODELS,
+        device=torch.device("cpu"),
+    )
+    assert edgeface.name == "edgeface-xxs"
+    for result in (dlib, edgeface):
+        assert result.clean_metrics.probes == result.degraded_metrics.probes == 24
+        assert result.clean_metrics.rank1 >= 23 / 24, result.name
