@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         "records.",
     )
     port: int = Field(default=8000, ge=1, le=65535, description="Port `lineup serve` listens on.")
+    index_kind: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        default="auto",
+        description="Vector index built for a gallery: `flat` (exact), `hnsw` or `ivf` "
+        "(approximate shortlist, exact similarities), or `auto`: flat up to 200,000 faces, "
+        "hnsw above.",
+    )
 
     @model_validator(mode="after")
     def _auth_off_only_on_loopback(self) -> "Settings":

@@ -24,7 +24,7 @@ from app.db.vectors import vector_from_bytes
 from app.gallery.changes import Change, changes_after, latest_seq
 from app.gallery.gallery_index import GalleryIndex
 from app.gallery.model_versions import ModelVersionInfo
-from app.index import DEFAULT_INDEX_KIND, IndexStore, VectorIndex, create_index, ids_checksum
+from app.index import IndexStore, VectorIndex, ids_checksum
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def load_index(
     if index is None or ids_checksum(index.ids()) != expected:
         log.info("rebuilding the %s index from %d stored embeddings", version.key, len(subjects))
         # Vectors and subjects from one statement, so no face lands in one but not the other.
-        index, subjects = rebuild_with_subjects(session, version)
+        index, subjects = rebuild_with_subjects(session, version, store)
         changed = True
     loaded = GalleryIndex(index, subjects)
     loaded.unsaved_changes = changed  # so the next save spares the next start the work
@@ -98,10 +98,10 @@ def stored_vectors(
 
 
 def rebuild_with_subjects(
-    session: Session, version: ModelVersionInfo
+    session: Session, version: ModelVersionInfo, store: IndexStore
 ) -> tuple[VectorIndex, dict[int, int]]:
-    """A fresh index of every stored embedding of `version`, and each face's subject."""
-    index = create_index(DEFAULT_INDEX_KIND, version.embedding_dim)
+    """A fresh index (of `store`'s kind) of every stored embedding of `version`, and each
+    face's subject."""
     rows = session.execute(
         select(Embedding.face_id, Face.subject_id, Embedding.vector)
         .join(Face, Face.id == Embedding.face_id)
@@ -112,6 +112,7 @@ def rebuild_with_subjects(
     for face_id, subject_id, vector in rows:
         subjects[face_id] = subject_id
         vectors.append(vector_from_bytes(vector, version.embedding_dim))
+    index = store.new_index(version.embedding_dim, expected_size=len(subjects))
     if subjects:
         index.add(np.fromiter(subjects, dtype=np.int64), np.stack(vectors))
     return index, subjects

@@ -199,7 +199,7 @@ def _embed_all(
     if stop():
         raise OperationCancelled("the reindex was cancelled")
     with session_scope(context.sessions) as session:
-        index = GalleryIndex(*rebuild_with_subjects(session, version))
+        index = GalleryIndex(*rebuild_with_subjects(session, version, context.index_store))
     index.unsaved_changes = True  # built from the rows, on no disk yet: the switch saves it
     report(_EMBEDDING_SHARE + 0.05, f"built the {version.key} index; switching")
     return realigned, index

@@ -96,7 +96,7 @@ def open_gallery(
     else:
         raise StartupRefused("the active model kept changing while the gallery opened")
     embedder = chosen
-    index_store = IndexStore(settings.data_dir / "index")
+    index_store = IndexStore(settings.data_dir / "index", kind=settings.index_kind)
     with session_scope(sessions) as session:
         index, _ = load_index(session, index_store, version)
     detector = embedder.detector

@@ -12,27 +12,41 @@ from app.index.errors import (
     IndexMissingError,
 )
 from app.index.faiss_index import FaissIndex
+from app.index.hnsw_index import HnswIndex
+from app.index.ivf_index import IvfIndex
 from app.index.manifest import FORMAT_VERSION, IndexManifest, ids_checksum, read_manifest
 from app.index.persistence import load_index, save_index
-from app.index.registry import DEFAULT_INDEX_KIND, INDEX_KINDS, create_index
+from app.index.registry import (
+    AUTO_FLAT_LIMIT,
+    DEFAULT_INDEX_KIND,
+    INDEX_CHOICES,
+    INDEX_KINDS,
+    create_index,
+    resolve_kind,
+)
 from app.index.store import IndexStore
 
 __all__ = [
+    "AUTO_FLAT_LIMIT",
     "DEFAULT_INDEX_KIND",
     "FORMAT_VERSION",
+    "INDEX_CHOICES",
     "INDEX_KINDS",
     "FaissIndex",
+    "HnswIndex",
     "IndexCorruptError",
     "IndexLoadError",
     "IndexManifest",
     "IndexMismatchError",
     "IndexMissingError",
     "IndexStore",
+    "IvfIndex",
     "SearchHit",
     "VectorIndex",
     "create_index",
     "ids_checksum",
     "load_index",
     "read_manifest",
+    "resolve_kind",
     "save_index",
 ]

@@ -44,6 +44,10 @@ class VectorIndex(Protocol):
         """Dimension of the embeddings this index holds."""
         ...
 
+    def parameters(self) -> dict[str, int | float | str]:
+        """How the index is built and searched (empty for an exact one), for the sidecar."""
+        ...
+
     def add(self, ids: ArrayLike, vectors: ArrayLike) -> None:
         """Add `vectors` ((N, dim), unit length) under `ids` (N unique ids not yet present)."""
         ...

@@ -52,6 +52,10 @@ class FaissIndex:
         """Dimension of the embeddings this index holds."""
         return int(self._index.d)
 
+    def parameters(self) -> dict[str, int | float | str]:
+        """Nothing to record: an exact index has no build or search parameters."""
+        return {}
+
     def add(self, ids: ArrayLike, vectors: ArrayLike) -> None:
         """Add `vectors` ((N, dim), unit length) under `ids` (N unique ids not yet present)."""
         checked_ids = as_unique_ids(ids)

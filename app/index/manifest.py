@@ -7,7 +7,7 @@ model version) before deciding to load it or rebuild it.
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -47,7 +47,10 @@ class IndexManifest:
     `model_version` is the opaque string the caller gave when saving; the
     index itself knows nothing of models. `change_seq` is the last change of
     the caller's change log the index contains (0 when the caller keeps none),
-    so a loader replays only what came after it.
+    so a loader replays only what came after it. `params` holds an approximate
+    index's build and search parameters (M, efSearch, nlist, nprobe…); it is
+    left out of the JSON when empty, so an exact index's sidecar reads as it
+    did before approximate kinds existed.
     """
 
     format_version: int
@@ -59,10 +62,14 @@ class IndexManifest:
     built_at: str
     faiss_version: str
     change_seq: int
+    params: dict[str, int | float | str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The manifest as pretty, key-sorted JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        raw = asdict(self)
+        if not raw["params"]:
+            del raw["params"]
+        return json.dumps(raw, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Self:
@@ -73,7 +80,18 @@ class IndexManifest:
             raise IndexCorruptError(f"sidecar is not valid JSON: {error}") from error
         if not isinstance(raw, dict):
             raise IndexCorruptError("sidecar is not a JSON object")
-        return cls(**{field.name: _field(raw, field.name, field.type) for field in fields(cls)})
+        scalars = {item.name: _field(raw, item.name, item.type) for item in fields(cls)[:-1]}
+        return cls(**scalars, params=_params(raw))
+
+
+def _params(raw: dict[str, Any]) -> dict[str, int | float | str]:
+    """The optional `params` object: absent means none; anything but scalars is corrupt."""
+    params = raw.get("params", {})
+    if not isinstance(params, dict) or not all(
+        type(value) in (int, float, str) for value in params.values()
+    ):
+        raise IndexCorruptError("sidecar field 'params' is not an object of numbers and strings")
+    return params
 
 
 def _field(raw: dict[str, Any], name: str, expected: object) -> Any:

@@ -38,6 +38,7 @@ def describe(index: VectorIndex, *, model_version: str, change_seq: int = 0) -> 
         built_at=utc_now_iso(),
         faiss_version=str(faiss.__version__),
         change_seq=change_seq,
+        params=dict(index.parameters()),
     )
 
 
@@ -114,3 +115,7 @@ def check_agreement(index: VectorIndex, manifest: IndexManifest, path: Path) -> 
         raise IndexCorruptError(f"{path}: {len(index)} faces, sidecar says {manifest.count}")
     if ids_checksum(index.ids()) != manifest.ids_checksum:
         raise IndexCorruptError(f"{path}: ids differ from those the sidecar records")
+    if dict(index.parameters()) != manifest.params:
+        raise IndexCorruptError(
+            f"{path}: parameters {index.parameters()}, sidecar says {manifest.params}"
+        )

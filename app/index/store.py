@@ -23,6 +23,7 @@ from app.index.base import VectorIndex
 from app.index.errors import IndexLoadError, IndexMissingError
 from app.index.manifest import IndexManifest, read_manifest, sidecar_path
 from app.index.persistence import load_index, save_index
+from app.index.registry import DEFAULT_INDEX_KIND, create_index
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class IndexStore:
-    """Index files under `directory`, named after the model version they serve."""
+    """Index files under `directory`, named after the model version they serve.
 
-    def __init__(self, directory: Path) -> None:
+    `kind` (a setting: `flat`, `hnsw`, `ivf` or `auto`) is what `new_index` builds;
+    a stored index is loaded as the kind its sidecar names, whatever the setting.
+    """
+
+    def __init__(self, directory: Path, *, kind: str = DEFAULT_INDEX_KIND) -> None:
         self.directory = directory
+        self.kind = kind
+
+    def new_index(self, dim: int, *, expected_size: int) -> VectorIndex:
+        """An empty index of this store's kind, for a gallery of about `expected_size`."""
+        return create_index(self.kind, dim, expected_size=expected_size)
 
     def path_for(self, model_version: str) -> Path:
         """Return the index file path for `model_version`.
