@@ -19,8 +19,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.actor import Actor
-from app.audit.chain import HASHED_FIELDS, record_hash
 from app.audit.trail import lock_trail, record, timestamp
+from app.audit.verify import chain_problem
 from app.db.tables import AuditEvent, AuditHead
 
 log = logging.getLogger(__name__)
@@ -85,20 +85,9 @@ def _check_range(session: Session, *, after: int, prev: str, upto: int) -> _Rang
             break
         for row in rows:
             if problem is None:
-                problem = _problem(row, expected, prev)
+                problem = chain_problem(row, expected, prev)
                 broken_at = row.id if problem else None
             expected, prev = row.id + 1, row.row_hash
     if problem is None and expected <= upto:
         problem, broken_at = f"records {expected} to {upto} are missing", expected
     return _RangeCheck(last_hash=prev, broken_at=broken_at, problem=problem)
-
-
-def _problem(row: AuditEvent, expected_id: int, expected_prev: str) -> str | None:
-    if row.id != expected_id:
-        return f"record {expected_id} is missing (the next one is {row.id})"
-    if row.prev_hash != expected_prev:
-        return "it does not chain from the record before it: a record was removed or replaced"
-    fields = {name: getattr(row, name) for name in HASHED_FIELDS}
-    if record_hash(fields, row.prev_hash) != row.row_hash:
-        return "its fields are not those it was written with"
-    return None

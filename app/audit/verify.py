@@ -93,7 +93,8 @@ def _one_state(engine: Engine) -> Iterator[Session]:
         connection.rollback()
 
 
-def _problem(row: AuditEvent, expected_id: int, expected_prev: str, indexed: list[int]) -> str:
+def chain_problem(row: AuditEvent, expected_id: int, expected_prev: str) -> str | None:
+    """What is wrong with `row` as the record after `expected_prev`'s, if anything."""
     if row.id != expected_id:
         return f"record {expected_id} is missing (the next one is {row.id})"
     if row.prev_hash != expected_prev:
@@ -101,6 +102,13 @@ def _problem(row: AuditEvent, expected_id: int, expected_prev: str, indexed: lis
     fields = {name: getattr(row, name) for name in HASHED_FIELDS}
     if record_hash(fields, row.prev_hash) != row.row_hash:
         return "its fields are not those it was written with"
+    return None
+
+
+def _problem(row: AuditEvent, expected_id: int, expected_prev: str, indexed: list[int]) -> str:
+    chained = chain_problem(row, expected_id, expected_prev)
+    if chained is not None:
+        return chained
     if sorted(json.loads(row.subject_ids)) != sorted(indexed):
         return "the subject index does not match the subjects the record names"
     return ""
