@@ -21,10 +21,10 @@ from app.index.errors import IndexCorruptError, IndexMissingError
 from app.index.rwlock import ReadWriteLock
 from app.index.validation import (
     as_ids,
-    as_unique_ids,
     as_unit_vectors,
     check_dim,
     check_k,
+    checked_additions,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ class FaissIndex:
 
     def add(self, ids: ArrayLike, vectors: ArrayLike) -> None:
         """Add `vectors` ((N, dim), unit length) under `ids` (N unique ids not yet present)."""
-        checked_ids = as_unique_ids(ids)
-        checked_vectors = as_unit_vectors(vectors, dim=self.dim, name="vectors")
-        if checked_ids.size != checked_vectors.shape[0]:
-            raise ValueError(f"got {checked_ids.size} ids for {checked_vectors.shape[0]} vectors")
+        checked_ids, checked_vectors = checked_additions(ids, vectors, dim=self.dim)
         if checked_ids.size == 0:
             return
         new_ids = checked_ids.tolist()

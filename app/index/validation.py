@@ -75,3 +75,14 @@ def check_dim(dim: int) -> int:
     if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     return int(dim)
+
+
+def checked_additions(
+    ids: ArrayLike, vectors: ArrayLike, *, dim: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """`ids` and `vectors` as `add` takes them: unique ids, one unit vector of `dim` each."""
+    checked_ids = as_unique_ids(ids)
+    checked_vectors = as_unit_vectors(vectors, dim=dim, name="vectors")
+    if checked_ids.size != checked_vectors.shape[0]:
+        raise ValueError(f"got {checked_ids.size} ids for {checked_vectors.shape[0]} vectors")
+    return checked_ids, checked_vectors
