@@ -258,7 +258,7 @@ def test_models_list_shows_built_ins_and_fine_tuned_models_without_a_database(
     tuned = table_row(result.stdout, TUNED)
     assert tuned[2:] == ["32", "0.500", "dlib-resnet + triplet, 3 epochs", ""]
     assert table_row(result.stdout, "edgeface-xs") == [
-        "edgeface-xs", "8a95710ad44f5293", "512", "0.273", "built in", ""
+        "edgeface-xs", "74f5df4523ddead0", "512", "0.273", "built in", ""
     ]  # fmt: skip
     assert table_row(result.stdout, "edgeface-xxs")[1:3] == ["—", "512"]
     assert "edgeface-xxs: edgeface-xxs's weights are not at" in result.stdout

@@ -108,7 +108,9 @@ def _import_one(
     save_file(
         dict(sorted(tensors.items())),
         str(weights),
-        metadata={"source": published.name, "source_sha256": sha256},
+        # One key: safetensors writes its metadata map in no fixed order, and the file must
+        # come out byte for byte the same on every run.
+        metadata={"source": f"{published.name} sha256:{sha256}"},
     )
     for licence in LICENCES:
         shutil.copyfile(source / licence, target / licence)
