@@ -63,8 +63,8 @@ def _scrub_snapshots(context: GalleryContext) -> None:
     A snapshot another process saved as of a later change than this one's is kept
     as it is: it was made after the deletions, so it holds none of their faces.
     """
+    kept = context.follower.current().version.key  # the deletions applied, then saved
     context.follower.save()
-    kept = context.follower.current().version.key
     with session_scope(context.sessions) as session:
         keys = [snapshot(row).key for row in session.scalars(select(ModelVersion))]
     for key in keys:
