@@ -105,7 +105,11 @@ def test_gallery_shows_thumbnails_and_searches(
     for name in ("Tom Hanks", "Emma Watson", "Heidi Klum"):
         thumbnail = page.get_by_role("img", name=f"Aligned face chip of {name}")
         expect(thumbnail).to_be_visible()
-        assert thumbnail.evaluate("img => img.complete && img.naturalWidth") == 150
+        # Visible is not loaded: wait (with Playwright's deadline) for the bytes to decode.
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle()
+        )
+        assert thumbnail.evaluate("img => img.naturalWidth") == 150
     save_screenshot(page, screenshots_dir / "gallery.png")
     page.get_by_label("Search by name or external id").fill("emma")
     page.keyboard.press("Enter")
